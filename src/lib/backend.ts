@@ -1,0 +1,63 @@
+import * as tf from '@tensorflow/tfjs';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+let chosen: Promise<string> | undefined;
+
+/** Loads a backend's package; false when it is not installed or cannot load here. */
+function load(name: BackendName): boolean {
+  try {
+    if (name === 'tensorflow') require('@tensorflow/tfjs-node');
+    if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function activate(name: BackendName): Promise<boolean> {
+  if (!load(name)) return false;
+  try {
+    if (!(await tf.setBackend(name))) return false;
+    await tf.ready();
+  } catch {
+    return false;
+  }
+  if (name === 'wasm') {
+    // The performance layer; loaded lazily so a missing kernel module cannot stop start-up.
+    const { registerFastKernels } = require('./kernels') as typeof import('./kernels');
+    registerFastKernels(name);
+  }
+  return true;
+}
+
+/**
+ * Picks the fastest backend present once per process: tfjs-node ('tensorflow'), then wasm, then
+ * cpu. `preferred` (a setting or MNIST_TF_BACKEND) is tried first. Every caller awaits the same
+ * promise, so the choice is made and logged once.
+ */
+export function initBackend(preferred?: string, log: (msg: string) => void = console.log): Promise<string> {
+  if (!chosen) {
+    chosen = (async () => {
+      const wish = (preferred || process.env.MNIST_TF_BACKEND || '').trim();
+      if (wish && !ORDER.includes(wish as BackendName)) {
+        log(`node-red-mnist: unknown backend "${wish}" (use tensorflow, wasm or cpu); choosing automatically`);
+      }
+      const order = ORDER.includes(wish as BackendName) ? [wish as BackendName, ...ORDER.filter((b) => b !== wish)] : ORDER;
+      for (const name of order) {
+        if (await activate(name)) {
+          log(`node-red-mnist: TensorFlow.js ${tf.version.tfjs} using the ${name} backend`);
+          return name;
+        }
+      }
+      throw new Error('no TensorFlow.js backend could start');
+    })();
+    chosen.catch(() => { chosen = undefined; });
+  }
+  return chosen;
+}
+
+export function currentBackend(): string {
+  return tf.getBackend();
+}

@@ -1,0 +1,47 @@
+import * as tf from '@tensorflow/tfjs';
+import { SplitView, imagesTensor } from './dataset';
+import { LossName, lossFn } from './train';
+
+export interface Metrics {
+  accuracy: number;
+  loss: number;
+  count: number;
+  perClass: number[];
+  confusion: number[][]; // rows: true class, columns: predicted
+}
+
+const CHUNK = 2000;
+const nextTick = () => new Promise<void>((r) => setImmediate(r));
+
+/** Softmax probabilities for `n` inputs of `size` floats, as one flat array (n * classes). */
+export function predictFloats(model: tf.LayersModel, floats: Float32Array, n: number, size: number): Float32Array {
+  return tf.tidy(() => {
+    const out = model.predict(tf.tensor2d(floats, [n, size])) as tf.Tensor;
+    return tf.softmax(out).dataSync() as Float32Array;
+  });
+}
+
+/** Accuracy, loss, per-class accuracy and the confusion matrix, in chunks that bound memory. */
+export async function evaluate(model: tf.LayersModel, view: SplitView, classes: number, loss: LossName, signal?: AbortSignal): Promise<Metrics> {
+  if (view.count === 0) throw new Error('the test split is empty; raise the sample limit of mnist-dataset');
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  let lossSum = 0;
+  for (let lo = 0; lo < view.count; lo += CHUNK) {
+    if (signal?.aborted) throw new Error('evaluation stopped');
+    const hi = Math.min(lo + CHUNK, view.count);
+    const [pred, chunkLoss] = tf.tidy(() => {
+      const logits = model.predict(imagesTensor(view, lo, hi)) as tf.Tensor;
+      const oneHot = tf.oneHot(tf.tensor1d(view.labels.subarray(lo, hi), 'int32'), classes).toFloat();
+      return [logits.argMax(1).dataSync(), lossFn(loss, oneHot, logits).dataSync()[0]] as const;
+    });
+    for (let i = 0; i < pred.length; i++) confusion[view.labels[lo + i]][pred[i]]++;
+    lossSum += chunkLoss * (hi - lo);
+    await nextTick();
+  }
+  const correct = confusion.reduce((s, row, i) => s + row[i], 0);
+  const perClass = confusion.map((row, i) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    return total ? row[i] / total : 0;
+  });
+  return { accuracy: correct / view.count, loss: lossSum / view.count, count: view.count, perClass, confusion };
+}

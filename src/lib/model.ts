@@ -1,0 +1,80 @@
+import * as tf from '@tensorflow/tfjs';
+import { Normalization } from './dataset';
+
+export type Activation = 'relu' | 'tanh' | 'sigmoid' | 'elu' | 'selu' | 'linear';
+export const ACTIVATIONS: Activation[] = ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'linear'];
+
+export interface MlpOptions {
+  inputSize: number;
+  hidden: number[];
+  activation: Activation;
+  classes: number;
+  seed: number;
+}
+
+/** What travels with a model: enough to use, save and explain it without the flow that made it. */
+export interface ModelMeta {
+  classes: string[];
+  inputShape: [number, number];
+  normalization: Normalization | null;
+  architecture?: MlpOptions;
+  training?: Record<string, unknown>;
+  metrics?: Record<string, unknown>;
+}
+
+export interface ModelEntry {
+  model: tf.LayersModel;
+  meta: ModelMeta;
+}
+
+/** "256,64" or [256, 64] -> [256, 64], with a clear error for anything else. */
+export function parseHidden(spec: unknown): number[] {
+  const parts = Array.isArray(spec) ? spec : String(spec ?? '').split(/[,\s]+/).filter(Boolean);
+  const sizes = parts.map(Number);
+  if (!sizes.every((n) => Number.isInteger(n) && n > 0 && n <= 8192)) {
+    throw new Error(`hidden layers "${parts.join(',')}" must be a comma-separated list of whole numbers from 1 to 8192, e.g. 256,64`);
+  }
+  return sizes;
+}
+
+/**
+ * The tutorial's network: Linear layers with ReLU between, logits out. Weights AND biases start
+ * uniform in +-1/sqrt(fan_in) like PyTorch's nn.Linear; tfjs's glorot/zeros default costs the
+ * tutorial recipe several points of accuracy.
+ */
+export function createMlp(opts: MlpOptions): tf.Sequential {
+  if (!ACTIVATIONS.includes(opts.activation)) throw new Error(`activation "${opts.activation}" is not one of ${ACTIVATIONS.join(', ')}`);
+  const model = tf.sequential();
+  const sizes = [...opts.hidden, opts.classes];
+  let fanIn = opts.inputSize;
+  sizes.forEach((units, i) => {
+    const bound = 1 / Math.sqrt(fanIn);
+    const init = (k: number) => tf.initializers.randomUniform({ minval: -bound, maxval: bound, seed: opts.seed * 1000 + 2 * i + k });
+    model.add(tf.layers.dense({
+      units,
+      inputShape: i === 0 ? [opts.inputSize] : undefined,
+      activation: i === sizes.length - 1 ? 'linear' : opts.activation,
+      kernelInitializer: init(0),
+      biasInitializer: init(1),
+    }));
+    fanIn = units;
+  });
+  return model;
+}
+
+export function parameterCount(model: tf.LayersModel): number {
+  return model.countParams();
+}
+
+export function describe(model: tf.LayersModel): { layers: string[]; parameters: number; inputSize: number; outputs: number } {
+  const shape = model.inputs[0].shape;
+  return {
+    layers: model.layers.map((l) => {
+      const cfg = l.getConfig() as { units?: number; activation?: string };
+      return cfg.units !== undefined ? `${l.getClassName()}(${cfg.units}, ${cfg.activation})` : l.getClassName();
+    }),
+    parameters: model.countParams(),
+    inputSize: Number(shape[shape.length - 1]),
+    outputs: Number(model.outputs[0].shape[model.outputs[0].shape.length - 1]),
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * Tensors and models never travel in messages: Node-RED deep-clones messages, and a cloned
+ * tf.Tensor or LayersModel is broken (see docs/ARCHITECTURE.md). Messages carry small JSON-safe
+ * handles instead; the objects live here, each owned by the node that made it, and are freed
+ * when that node runs again or closes.
+ */
+
+export type Kind = 'split' | 'model';
+
+export interface Handle {
+  id: string;
+  kind: Kind;
+  [summary: string]: unknown;
+}
+
+interface Entry {
+  kind: Kind;
+  owner: string;
+  value: unknown;
+  dispose?: () => void;
+  busy?: string;
+}
+
+const MAKERS: Record<Kind, string> = { split: 'mnist-dataset (or normalize)', model: 'mlp-model' };
+
+const entries = new Map<string, Entry>();
+let counter = 0;
+
+export function register<T>(owner: string, kind: Kind, value: T, summary: Record<string, unknown>, dispose?: () => void): Handle {
+  const id = `${kind}-${Date.now().toString(36)}-${(++counter).toString(36)}`;
+  entries.set(id, { kind, owner, value, dispose });
+  return { ...summary, id, kind };
+}
+
+function isHandle(x: unknown): x is Handle {
+  return typeof x === 'object' && x !== null && typeof (x as Handle).id === 'string' && typeof (x as Handle).kind === 'string';
+}
+
+/** The object behind a handle, or a clear error that says which node to run again. */
+export function resolve<T>(handle: unknown, kind: Kind, what = kind === 'model' ? 'msg.model' : 'the dataset split'): T {
+  if (!isHandle(handle) || handle.kind !== kind) {
+    throw new Error(`${what} is not a ${kind} handle; wire a ${MAKERS[kind]} node before this one`);
+  }
+  const entry = entries.get(handle.id);
+  if (!entry || entry.kind !== kind) {
+    throw new Error(`${what} (${handle.id}) is gone: the node that made it ran again, was redeployed or closed; re-run the ${MAKERS[kind]} node`);
+  }
+  return entry.value as T;
+}
+
+export function isAlive(handle: Handle): boolean {
+  return entries.has(handle.id);
+}
+
+/** Marks an entry as in use (e.g. a model being trained); returns a release function. */
+export function acquire(handle: Handle, user: string): () => void {
+  const entry = entries.get(handle.id);
+  if (!entry) throw new Error(`${handle.kind} ${handle.id} is gone; re-run the ${MAKERS[handle.kind]} node`);
+  if (entry.busy) throw new Error(`this ${handle.kind} is busy (${entry.busy}); wait for it to finish or stop it first`);
+  entry.busy = user;
+  return () => { if (entry.busy === user) entry.busy = undefined; };
+}
+
+/** What an owner's entries are busy with, if anything (a node must not replace a model in training). */
+export function busyOf(owner: string): string | undefined {
+  for (const e of entries.values()) if (e.owner === owner && e.busy) return e.busy;
+  return undefined;
+}
+
+export function disposeOne(id: string): void {
+  const entry = entries.get(id);
+  if (!entry) return;
+  entries.delete(id);
+  entry.dispose?.();
+}
+
+/** Frees everything a node made (called on a new run and on close). */
+export function disposeOwner(owner: string): void {
+  for (const [id, entry] of [...entries]) if (entry.owner === owner) disposeOne(id);
+}
+
+export function count(owner?: string): number {
+  let n = 0;
+  for (const e of entries.values()) if (!owner || e.owner === owner) n++;
+  return n;
+}
