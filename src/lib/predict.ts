@@ -1,0 +1,93 @@
+import { ModelEntry } from './model';
+import { predictFloats } from './metrics';
+
+export interface Prediction {
+  label: number | null;      // class index, or null when below the confidence threshold
+  className: string | null;
+  confidence: number;
+  probabilities: number[];
+  topK: { label: number; className: string; probability: number }[];
+}
+
+const MAX_BATCH = 100000;
+
+function checkNumber(v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw new Error(`${where} is ${typeof v === 'number' ? v : JSON.stringify(v)?.slice(0, 20)}; pixel values must be finite numbers (0-255 or 0-1)`);
+  }
+  return v;
+}
+
+/** One image given as `size` numbers, flat or as rows x cols nested arrays -> raw values. */
+function flatten(x: unknown, rows: number, cols: number, where: string): number[] | null {
+  if (Buffer.isBuffer(x) || (!Array.isArray(x) && !ArrayBuffer.isView(x))) return null;
+  const arr = Array.from(x as ArrayLike<unknown>);
+  if (arr.length === rows * cols && arr.every((v) => !Array.isArray(v))) return arr.map((v, i) => checkNumber(v, `${where}[${i}]`));
+  if (arr.length === rows && arr.every((r) => Array.isArray(r) && r.length === cols)) {
+    return (arr as unknown[][]).flatMap((r, i) => r.map((v, j) => checkNumber(v, `${where}[${i}][${j}]`)));
+  }
+  return null;
+}
+
+/**
+ * Number-array inputs (one image of rows*cols values or rows x cols, or an array of those) as
+ * pixel values scaled to [0,1]. Values above 1 are taken as 0-255 bytes. Returns null when the
+ * payload is not an array of numbers at all (so other forms, e.g. images, can be tried).
+ */
+export function arrayInputs(payload: unknown, rows: number, cols: number): { pixels: Float32Array[]; batch: boolean } | null {
+  if (Buffer.isBuffer(payload) || (!Array.isArray(payload) && !ArrayBuffer.isView(payload))) return null;
+  const one = flatten(payload, rows, cols, 'msg.payload');
+  if (one) return { pixels: [toUnit(one)], batch: false };
+  const arr = Array.from(payload as ArrayLike<unknown>);
+  if (arr.length === 0) throw new Error('msg.payload is an empty array; send one image (784 numbers or 28x28) or a batch of them');
+  if (arr.length > MAX_BATCH) throw new Error(`msg.payload holds ${arr.length} images; send at most ${MAX_BATCH} per message`);
+  const isArray = (x: unknown) => Array.isArray(x) || (ArrayBuffer.isView(x) && !Buffer.isBuffer(x));
+  if (arr.every((x) => typeof x === 'number')) {
+    throw new Error(`msg.payload has ${arr.length} numbers; one image needs ${rows * cols} (or ${rows}x${cols} nested arrays)`);
+  }
+  if (!arr.every(isArray)) return null; // e.g. a batch of encoded images
+  const pixels = arr.map((x, i) => {
+    const img = flatten(x, rows, cols, `msg.payload[${i}]`);
+    if (!img) throw new Error(`msg.payload[${i}] is not an image of ${rows * cols} numbers or ${rows}x${cols} nested arrays`);
+    return toUnit(img);
+  });
+  return { pixels, batch: true };
+}
+
+/** 0-1 values stay, 0-255 values are scaled: a user's array may be either. */
+function toUnit(values: ArrayLike<number>): Float32Array {
+  let max = 0;
+  for (let i = 0; i < values.length; i++) if (values[i] > max) max = values[i];
+  const scale = max > 1 ? 1 / 255 : 1;
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = values[i] * scale;
+  return out;
+}
+
+/** Softmax over the model for [0,1] pixel images, with the model's own normalization applied. */
+export function classify(entry: ModelEntry, images: Float32Array[], opts: { threshold?: number; topK?: number } = {}): Prediction[] {
+  const size = Number(entry.model.inputs[0].shape[1]);
+  const norm = entry.meta.normalization;
+  const floats = new Float32Array(images.length * size);
+  images.forEach((img, i) => {
+    if (img.length !== size) throw new Error(`the model takes ${size} inputs but an image has ${img.length} values`);
+    for (let j = 0; j < size; j++) floats[i * size + j] = norm ? (img[j] - norm.mean) / norm.std : img[j];
+  });
+  const probs = predictFloats(entry.model, floats, images.length, size);
+  const k = Math.max(1, Math.min(opts.topK ?? 3, entry.meta.classes.length));
+  const classes = probs.length / images.length;
+  return images.map((_, i) => {
+    const p = Array.from(probs.subarray(i * classes, (i + 1) * classes));
+    const ranked = p.map((probability, label) => ({ label, className: entry.meta.classes[label] ?? String(label), probability }))
+      .sort((a, b) => b.probability - a.probability);
+    const best = ranked[0];
+    const sure = best.probability >= (opts.threshold ?? 0);
+    return {
+      label: sure ? best.label : null,
+      className: sure ? best.className : null,
+      confidence: best.probability,
+      probabilities: p,
+      topK: ranked.slice(0, k),
+    };
+  });
+}
