@@ -1,0 +1,342 @@
+// Turns a user's image into the 28x28 MNIST-style input the models were trained on.
+// Measured on non-MNIST digits with MNIST-trained models: this recipe (polarity fix, background
+// removal, crop, aspect-preserving fit to 20 px, centre-of-mass centring) takes a small CNN from
+// 0.77 (naive resize) to 0.96, and leaving out any one step costs 3-54 points.
+import sharp from 'sharp';
+import type { Metadata, OutputInfo, Sharp } from 'sharp';
+
+// A long-running Node-RED process would otherwise keep decoded images in libvips' cache.
+sharp.cache(false);
+
+export interface ImageLimits { maxBytes: number; maxPixels: number }
+
+export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxBytes: 10 * 1024 * 1024, maxPixels: 40_000_000 };
+
+/** Grey image, row-major, values in [0,1]. */
+export interface Grey { data: Float32Array; width: number; height: number }
+export interface Box { left: number; top: number; width: number; height: number }
+
+export interface Preprocessed {
+    /** 784 values, ink bright, in [0,1], row-major 28x28 */
+    pixels: Float32Array;
+    /** that 28x28 as an 8-bit grey PNG: what the model saw */
+    png: Buffer;
+    inverted: boolean;
+}
+
+const SIZE = 28;
+const BOX = 20;           // MNIST digits fill a 20x20 box inside the 28x28 frame
+const PRESHRINK = 512;    // statistics on anything bigger only cost time
+const INK_THRESHOLD = 0.1;
+const FORMATS_HINT = 'Send a PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG image';
+
+// ---------------------------------------------------------------- input handling
+
+/** Names the format from the first bytes, or null when it is not an image sharp can read. */
+export function sniffFormat(buf: Buffer): string | null {
+    if (buf.length >= 8 && buf.readUInt32BE(0) === 0x89504e47) return 'png';
+    if (buf.length >= 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff) return 'jpeg';
+    if (buf.length >= 6 && buf.toString('latin1', 0, 4) === 'GIF8') return 'gif';
+    if (buf.length >= 12 && buf.toString('latin1', 0, 4) === 'RIFF' && buf.toString('latin1', 8, 12) === 'WEBP') return 'webp';
+    if (buf.length >= 4 && (buf.toString('latin1', 0, 4) === 'II*\0' || buf.toString('latin1', 0, 4) === 'MM\0*')) return 'tiff';
+    if (buf.length >= 12 && buf.toString('latin1', 4, 8) === 'ftyp') return 'heif';
+    // SVG is text: allow a BOM, XML declaration, comments or a doctype before <svg.
+    const head = buf.toString('utf8', 0, Math.min(buf.length, 4096)).replace(/^\uFEFF/, '').trimStart();
+    if (head.startsWith('<') && /<svg[\s>]/i.test(head)) return 'svg';
+    return null;
+}
+
+const BASE64_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+function decodedBase64Length(b64: string): number {
+    return Math.floor((b64.length * 3) / 4);
+}
+
+function tooBig(bytes: number, limits: ImageLimits): Error {
+    return new Error(`Image too large: about ${bytes} bytes, the limit is ${limits.maxBytes} bytes. ` +
+        'Send a smaller image (a digit needs only a few hundred pixels on a side) or raise the size limit.');
+}
+
+/** Accepts a Buffer of an encoded image, a data URL ('data:image/png;base64,...') or a bare base64 string. */
+export function toImageBuffer(input: Buffer | string, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Buffer {
+    let buf: Buffer;
+    if (Buffer.isBuffer(input)) {
+        buf = input;
+    } else if (typeof input === 'string') {
+        const s = input.trim();
+        if (s.length === 0) throw new Error('Empty image: the input string is empty. Send an image Buffer, a data URL or a base64 string.');
+        const m = /^data:([^,]*?),/i.exec(s);
+        if (m) {
+            const body = s.slice(m[0].length);
+            if (/;base64$/i.test(m[1])) {
+                const b64 = body.replace(/\s+/g, '');
+                // Refuse before allocating: a huge string must not become a huge Buffer.
+                if (decodedBase64Length(b64) > limits.maxBytes) throw tooBig(decodedBase64Length(b64), limits);
+                buf = Buffer.from(b64, 'base64');
+            } else {
+                if (body.length > limits.maxBytes) throw tooBig(body.length, limits);
+                let text: string;
+                try { text = decodeURIComponent(body); } catch { throw new Error('Invalid data URL: its text is not properly URL-encoded. Use a base64 data URL instead.'); }
+                buf = Buffer.from(text, 'utf8');
+            }
+        } else {
+            const b64 = s.replace(/\s+/g, '');
+            if (!BASE64_RE.test(b64)) {
+                throw new Error('Unsupported image string: it is neither a data URL (data:image/png;base64,...) nor base64. ' +
+                    'Send an image Buffer, a data URL or a base64 string.');
+            }
+            if (decodedBase64Length(b64) > limits.maxBytes) throw tooBig(decodedBase64Length(b64), limits);
+            buf = Buffer.from(b64, 'base64');
+        }
+    } else {
+        throw new Error(`Unsupported image input of type ${input === null ? 'null' : typeof input}: ` +
+            'send an image Buffer, a data URL or a base64 string.');
+    }
+    if (buf.length === 0) throw new Error('Empty image: the input has no bytes. Send an image Buffer, a data URL or a base64 string.');
+    if (buf.length > limits.maxBytes) throw tooBig(buf.length, limits);
+    if (!sniffFormat(buf)) throw new Error(`Unsupported or corrupt image data: the bytes are not a known image format. ${FORMATS_HINT}.`);
+    return buf;
+}
+
+/** Buffer, data URL, or a long base64 string that decodes to a known image signature. */
+export function isImageInput(x: unknown): boolean {
+    if (Buffer.isBuffer(x)) return x.length > 0;
+    if (typeof x !== 'string') return false;
+    const s = x.trimStart();
+    if (/^data:image\//i.test(s)) return true;
+    if (s.length < 32) return false;
+    // Only the head needs decoding to see the signature (64 chars -> 48 bytes, a multiple of 4).
+    const head = s.slice(0, 4096).replace(/\s+/g, '').slice(0, 64);
+    if (!/^[A-Za-z0-9+/_-]+$/.test(head)) return false;
+    return sniffFormat(Buffer.from(head, 'base64')) !== null;
+}
+
+// ---------------------------------------------------------------- pipeline steps
+
+/** Decodes with transparency composited over white (dropping alpha would blank images whose hidden colour is black). */
+export async function decodeGrey(buf: Buffer, limits: ImageLimits = DEFAULT_IMAGE_LIMITS, background = '#ffffff'): Promise<Grey & { hasAlpha: boolean }> {
+    // The header is read without sharp's limit so the error can name the declared size.
+    const open = (limitInputPixels: number | false) => sharp(buf, { limitInputPixels, autoOrient: true });
+    let meta: Metadata;
+    try {
+        meta = await open(false).metadata();
+    } catch (e) {
+        throw decodeError(e);
+    }
+    const w = meta.width ?? 0, h = meta.height ?? 0;
+    if (!(w > 0 && h > 0)) throw new Error(`Unsupported or corrupt image: it has no readable size. ${FORMATS_HINT}.`);
+    if (w * h > limits.maxPixels) {
+        throw new Error(`Image too large: ${w}x${h} = ${w * h} pixels, the limit is ${limits.maxPixels} pixels. ` +
+            'Send a smaller image or raise the pixel limit.');
+    }
+    let pipeline = open(limits.maxPixels).flatten({ background }).greyscale();
+    if (Math.max(w, h) > PRESHRINK) pipeline = pipeline.resize(PRESHRINK, PRESHRINK, { fit: 'inside', kernel: 'lanczos3' });
+    let out: { data: Buffer; info: OutputInfo };
+    try {
+        // 'b-w' output: otherwise sharp hands back grey inputs as 3-channel sRGB.
+        out = await pipeline.toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    } catch (e) {
+        throw decodeError(e);
+    }
+    const { data, info } = out;
+    if (info.channels !== 1) throw new Error(`decode: expected 1 channel, got ${info.channels}`);
+    return { data: Float32Array.from(data, (v) => v / 255), width: info.width, height: info.height, hasAlpha: !!meta.hasAlpha };
+}
+
+function decodeError(e: unknown): Error {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (/pixel limit/i.test(msg)) {
+        return new Error(`Image too large: it exceeds the pixel limit (${msg}). Send a smaller image or raise the pixel limit.`);
+    }
+    return new Error(`Unsupported or corrupt image: could not decode it (${msg.trim()}). ${FORMATS_HINT}.`);
+}
+
+function quantile(values: Float32Array, q: number): number {
+    if (values.length === 0) return NaN;
+    const s = Float32Array.from(values).sort();
+    return s[Math.min(s.length - 1, Math.max(0, Math.floor(q * (s.length - 1) + 0.5)))];
+}
+
+/** Pixels of a ring about 2% of the short side thick (at least 1 px): where the paper is. */
+export function borderPixels(img: Grey): Float32Array {
+    const { data, width: w, height: h } = img;
+    const t = Math.max(1, Math.min(Math.round(Math.min(w, h) * 0.02), Math.floor(Math.min(w, h) / 2)));
+    const out: number[] = [];
+    for (let y = 0; y < h; y++) {
+        const edgeRow = y < t || y >= h - t;
+        for (let x = 0; x < w; x++) {
+            if (edgeRow || x < t || x >= w - t) out.push(data[y * w + x]);
+        }
+    }
+    return Float32Array.from(out);
+}
+
+/**
+ * Ink must be bright (as in MNIST). A light border means dark ink on light paper: invert.
+ * `background` is the paper level on the ink-bright scale, for removeBackground.
+ */
+export function detectPolarity(img: Grey): { invert: boolean; background: number } {
+    let level = quantile(borderPixels(img), 0.5);
+    if (level > 0.35 && level < 0.65) level = quantile(img.data, 0.5); // mid-grey border says little
+    const invert = level > 0.5;
+    return { invert, background: invert ? 1 - level : level };
+}
+
+export function invertGrey(img: Grey): Grey {
+    const d = new Float32Array(img.data.length);
+    for (let i = 0; i < d.length; i++) d[i] = 1 - img.data[i];
+    return { data: d, width: img.width, height: img.height };
+}
+
+/**
+ * Subtracts the paper level, stretches so the brightest ink (99.9th percentile, ignoring
+ * a few hot pixels) is 1, and zeroes what stays below 0.1. Returns null when nothing
+ * stands out from the paper by at least 0.1.
+ */
+export function removeBackground(img: Grey, background: number): Grey | null {
+    const d = new Float32Array(img.data.length);
+    const candidates: number[] = [];
+    for (let i = 0; i < d.length; i++) {
+        const v = Math.max(0, img.data[i] - background);
+        d[i] = v;
+        if (v >= INK_THRESHOLD) candidates.push(v);
+    }
+    if (candidates.length === 0) return null;
+    // Percentile over ink only: over all pixels a small digit on a big page would pick noise.
+    const hi = quantile(Float32Array.from(candidates), 0.999);
+    for (let i = 0; i < d.length; i++) {
+        const v = Math.min(1, d[i] / hi);
+        d[i] = v < INK_THRESHOLD ? 0 : v;
+    }
+    return { data: d, width: img.width, height: img.height };
+}
+
+export function inkBoundingBox(img: Grey): Box | null {
+    const { data, width: w, height: h } = img;
+    let l = w, r = -1, t = h, b = -1;
+    for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+            if (data[y * w + x] > 0) {
+                if (x < l) l = x;
+                if (x > r) r = x;
+                if (y < t) t = y;
+                if (y > b) b = y;
+            }
+        }
+    }
+    return r < 0 ? null : { left: l, top: t, width: r - l + 1, height: b - t + 1 };
+}
+
+export function cropGrey(img: Grey, box: Box): Grey {
+    const d = new Float32Array(box.width * box.height);
+    for (let y = 0; y < box.height; y++) {
+        const src = (box.top + y) * img.width + box.left;
+        d.set(img.data.subarray(src, src + box.width), y * box.width);
+    }
+    return { data: d, width: box.width, height: box.height };
+}
+
+/** Resizes (Lanczos3) keeping the aspect ratio so the longer side is `side` px. */
+export async function fitLongerSide(img: Grey, side = BOX): Promise<Grey> {
+    const scale = side / Math.max(img.width, img.height);
+    const w = Math.max(1, Math.round(img.width * scale));
+    const h = Math.max(1, Math.round(img.height * scale));
+    return w === img.width && h === img.height ? img : resizeTo(img, w, h);
+}
+
+/** Centre of mass in pixel-index coordinates (MNIST's own digits average (14.0, 14.0) this way). */
+export function centreOfMass(img: Grey): { x: number; y: number } {
+    let m = 0, sx = 0, sy = 0;
+    for (let y = 0; y < img.height; y++) {
+        for (let x = 0; x < img.width; x++) {
+            const v = img.data[y * img.width + x];
+            m += v; sx += v * x; sy += v * y;
+        }
+    }
+    return m > 0 ? { x: sx / m, y: sy / m } : { x: (img.width - 1) / 2, y: (img.height - 1) / 2 };
+}
+
+/** Pastes into size x size, shifted by whole pixels so the centre of mass lands on (size/2, size/2), never clipping ink. */
+export function pasteCentred(img: Grey, size = SIZE): Grey {
+    if (img.width > size || img.height > size) throw new Error(`pasteCentred: ${img.width}x${img.height} does not fit in ${size}x${size}`);
+    const c = centreOfMass(img);
+    const clamp = (v: number, max: number) => Math.min(max, Math.max(0, v));
+    const ox = clamp(Math.round(size / 2 - c.x), size - img.width);
+    const oy = clamp(Math.round(size / 2 - c.y), size - img.height);
+    const d = new Float32Array(size * size);
+    for (let y = 0; y < img.height; y++) d.set(img.data.subarray(y * img.width, (y + 1) * img.width), (oy + y) * size + ox);
+    return { data: d, width: size, height: size };
+}
+
+export function toUint8(img: Grey): Uint8Array {
+    const u = new Uint8Array(img.data.length);
+    for (let i = 0; i < u.length; i++) u[i] = Math.round(Math.min(1, Math.max(0, img.data[i])) * 255);
+    return u;
+}
+
+export async function greyToPng(img: Grey): Promise<Buffer> {
+    return rawGrey(img).png().toBuffer();
+}
+
+// ---------------------------------------------------------------- whole pipeline
+
+const NO_INK = 'No ink found: the image looks blank (nothing differs from the background by at least 10%). ' +
+    'Send an image with a clearly visible digit, e.g. dark ink on white paper or white on black.';
+
+/**
+ * Full MNIST-style pipeline (preprocess=true) or plain resize to 28x28 greyscale
+ * (preprocess=false: for images that are already MNIST-like; no inversion, no crop).
+ */
+export async function preprocessImage(
+    input: Buffer | string,
+    opts: { preprocess?: boolean; limits?: ImageLimits } = {},
+): Promise<Preprocessed> {
+    const limits = opts.limits ?? DEFAULT_IMAGE_LIMITS;
+    const buf = toImageBuffer(input, limits);
+    const grey = await decodeGrey(buf, limits);
+
+    let out: Grey;
+    let inverted = false;
+    if (opts.preprocess === false) {
+        out = grey.width === SIZE && grey.height === SIZE ? grey : await resizeTo(grey, SIZE, SIZE);
+    } else {
+        let found = findInk(grey);
+        // Light ink on a transparent canvas vanishes over white; only then try black.
+        if (!found && grey.hasAlpha) found = findInk(await decodeGrey(buf, limits, '#000000'));
+        if (!found) throw new Error(NO_INK);
+        inverted = found.inverted;
+        out = pasteCentred(await fitLongerSide(cropGrey(found.clean, found.box), BOX), SIZE);
+    }
+
+    // Quantised so `pixels` is exactly what the PNG shows.
+    const pixels = Float32Array.from(toUint8(out), (v) => v / 255);
+    return { pixels, png: await greyToPng(out), inverted };
+}
+
+// 8-bit on purpose: sharp treats float/16-bit raw input as other colour spaces and ranges,
+// and the result ends up 8-bit anyway. 'b-w' keeps the output one channel.
+function rawGrey(img: Grey): Sharp {
+    return sharp(toUint8(img), { raw: { width: img.width, height: img.height, channels: 1 } }).toColourspace('b-w');
+}
+
+function findInk(grey: Grey): { clean: Grey; box: Box; inverted: boolean } | null {
+    const pol = detectPolarity(grey);
+    let inverted = pol.invert;
+    let clean = removeBackground(inverted ? invertGrey(grey) : grey, pol.background);
+    if (!clean) {
+        // Dark ink on dark (e.g. red) paper reads as "dark background": try the other polarity.
+        inverted = !inverted;
+        clean = removeBackground(inverted ? invertGrey(grey) : grey, 1 - pol.background);
+    }
+    const box = clean && inkBoundingBox(clean);
+    return clean && box ? { clean, box, inverted } : null;
+}
+
+async function resizeTo(img: Grey, w: number, h: number): Promise<Grey> {
+    const { data, info } = await rawGrey(img)
+        .resize(w, h, { fit: 'fill', kernel: 'lanczos3' })
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 1) throw new Error(`resize: expected 1 channel, got ${info.channels}`);
+    return { data: Float32Array.from(data, (v: number) => v / 255), width: info.width, height: info.height };
+}
