@@ -35,7 +35,7 @@ export function pipeline(opts: { limit?: number; train?: Record<string, unknown>
     { id: 'out', type: 'helper' },
     { id: 'trained', type: 'helper' },
     { id: 'progress', type: 'helper' },
-    { id: 'catch', type: 'catch', wires: [['caught']] },
+    { id: 'catcher', type: 'catch', wires: [['caught']] },
     { id: 'caught', type: 'helper' },
     ...extra,
   ];
