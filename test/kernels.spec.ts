@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { registerFastKernels } from '../src/lib/kernels';
+import { gemmABt, registerFastKernels, unregisterFastKernels } from '../src/lib/kernels';
 
 // Deterministic pseudo-random data so failures reproduce.
 function rand(n: number, seed: number): number[] {
@@ -82,7 +82,7 @@ describe('kernels: wasm fast kernel overrides', function () {
     const fn = tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc;
     assert.deepEqual(registerFastKernels('wasm').sort(), overridden);
     assert.equal(tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc, fn, 'not wrapped twice');
-    assert.deepEqual(registerFastKernels('cpu'), []);
+    // (cpu has its own overrides, tested below; installing them here would change the reference.)
     assert.deepEqual(registerFastKernels('webgl'), []);
   });
 
@@ -216,5 +216,165 @@ describe('kernels: wasm fast kernel overrides', function () {
     assert.equal(after.numBytes, before.numBytes);
     assert.equal(after.dataIds, before.dataIds);
     tf.dispose([a, b, bias]);
+  });
+});
+
+describe('kernels: cpu fast kernel overrides', function () {
+  let startBackend: string;
+
+  // The reference is the stock cpu kernel itself: run once without, once with the overrides.
+  async function stockVsFast<T>(fn: () => T): Promise<{ want: T; got: T }> {
+    await tf.setBackend('cpu');
+    unregisterFastKernels('cpu');
+    const want = fn();
+    registerFastKernels('cpu');
+    try {
+      return { want, got: fn() };
+    } finally {
+      unregisterFastKernels('cpu');
+    }
+  }
+
+  before(async () => {
+    await tf.ready();
+    startBackend = tf.getBackend();
+    await tf.setBackend('cpu');
+  });
+
+  after(async () => {
+    unregisterFastKernels('cpu');
+    await tf.setBackend(startBackend);
+  });
+
+  it('installs, is idempotent, and restores the stock kernels', () => {
+    const stock = tf.getKernel('BatchMatMul', 'cpu')!.kernelFunc;
+    assert.deepEqual(registerFastKernels('cpu').sort(), ['BatchMatMul', '_FusedMatMul']);
+    const fast = tf.getKernel('BatchMatMul', 'cpu')!.kernelFunc;
+    assert.notEqual(fast, stock);
+    assert.deepEqual(registerFastKernels('cpu').sort(), ['BatchMatMul', '_FusedMatMul']);
+    assert.equal(tf.getKernel('BatchMatMul', 'cpu')!.kernelFunc, fast, 'not wrapped twice');
+    assert.deepEqual(unregisterFastKernels('cpu').sort(), ['BatchMatMul', '_FusedMatMul']);
+    assert.equal(tf.getKernel('BatchMatMul', 'cpu')!.kernelFunc, stock);
+    assert.deepEqual(unregisterFastKernels('cpu'), []);
+  });
+
+  it('gemmABt handles every tile remainder', () => {
+    for (const [m, n, k] of [[1, 1, 1], [3, 5, 7], [4, 4, 4], [5, 9, 2], [13, 41, 131], [8, 300, 3]]) {
+      const A = Float32Array.from(rand(m * k, m + k)), Bt = Float32Array.from(rand(n * k, n + 3));
+      const C = new Float32Array(m * n + 2).fill(NaN);
+      gemmABt(A, 0, Bt, 0, C, 1, m, n, k);
+      const want: number[] = [];
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++) s += A[i * k + p] * Bt[j * k + p];
+          want.push(s);
+        }
+      }
+      assertClose(C.subarray(1, 1 + m * n), want, `gemm ${m}x${n}x${k}`);
+      assert.ok(Number.isNaN(C[0]) && Number.isNaN(C[m * n + 1]), 'writes only its own output');
+    }
+  });
+
+  it('BatchMatMul matches the stock cpu kernel for odd sizes, batches and all transposes', async () => {
+    for (const c of cases()) {
+      const av = rand(size(c.aShape), size(c.aShape) + 1);
+      const bv = rand(size(c.bShape), size(c.bShape) + 7);
+      const { want, got } = await stockVsFast(() => tf.tidy(() => {
+        const out = tf.matMul(tf.tensor(av, c.aShape), tf.tensor(bv, c.bShape), c.tA, c.tB);
+        return { shape: out.shape, data: out.dataSync() };
+      }));
+      const what = `cpu a=${c.aShape} b=${c.bShape} tA=${c.tA} tB=${c.tB}`;
+      assert.deepEqual(got.shape, want.shape, what);
+      assertClose(got.data, want.data, what);
+    }
+  });
+
+  it('_FusedMatMul matches stock for biases, activations and transposes', async () => {
+    const shapes = [[1, 1, 17, 129, 3], [1, 1, 1, 785, 1], [3, 3, 5, 17, 129], [4, 1, 5, 17, 33], [1, 1, 64, 785, 256]];
+    for (const [batchA, batchB, m, k, n] of shapes) {
+      for (const activation of ['linear', 'relu', 'elu', 'relu6', 'sigmoid'] as const) {
+        for (const biasShape of [null, [n], [1, n], [m, n]]) {
+          for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]]) {
+            const aShape = [batchA, ...(tA ? [k, m] : [m, k])];
+            const bShape = [batchB, ...(tB ? [n, k] : [k, n])];
+            const av = rand(size(aShape), 3 + m), bv = rand(size(bShape), 5 + n);
+            const biasv = biasShape && rand(size(biasShape), 11);
+            const { want, got } = await stockVsFast(() => tf.tidy(() => {
+              const out = tf.fused.matMul({
+                a: tf.tensor3d(av, aShape as [number, number, number]),
+                b: tf.tensor3d(bv, bShape as [number, number, number]),
+                transposeA: tA, transposeB: tB, bias: biasv ? tf.tensor(biasv, biasShape!) : undefined, activation,
+              });
+              return { shape: out.shape, data: out.dataSync() };
+            }));
+            const what = `cpu fused ${activation} bias=${biasShape} a=${aShape} b=${bShape} tA=${tA} tB=${tB}`;
+            assert.deepEqual(got.shape, want.shape, what);
+            assertClose(got.data, want.data, what);
+          }
+        }
+      }
+    }
+  });
+
+  it('keeps NaN and the stock errors', async () => {
+    const { want, got } = await stockVsFast(() => tf.tidy(() =>
+      Array.from(tf.fused.matMul({ a: tf.tensor2d([NaN, 1], [1, 2]), b: tf.tensor2d([1, 1], [2, 1]), activation: 'relu' }).dataSync())));
+    assert.ok(Number.isNaN(want[0]) && Number.isNaN(got[0]));
+    registerFastKernels('cpu');
+    try {
+      assert.throws(() => tf.matMul(tf.tensor2d([1, 2], [1, 2]), tf.tensor2d([1, 2, 3], [3, 1])), /inner shapes|must match/);
+      const ints = tf.tidy(() => tf.matMul(tf.tensor2d([1, 2], [1, 2], 'int32'), tf.tensor2d([3, 4], [2, 1], 'int32')));
+      assert.equal(ints.dtype, 'int32');
+      assert.deepEqual(Array.from(ints.dataSync()), [11]);
+      ints.dispose();
+    } finally {
+      unregisterFastKernels('cpu');
+    }
+  });
+
+  it('gradients of a dense model match the stock kernels', async () => {
+    const xv = rand(31 * 785, 4), yv = rand(31 * 10, 5);
+    const { want, got } = await stockVsFast(() => {
+      const model = tf.sequential({ layers: [
+        tf.layers.dense({ inputShape: [785], units: 17, activation: 'relu' }),
+        tf.layers.dense({ units: 10 }),
+      ] });
+      model.layers[0].setWeights([tf.tensor2d(rand(785 * 17, 6), [785, 17]), tf.tensor1d(rand(17, 7))]);
+      model.layers[1].setWeights([tf.tensor2d(rand(17 * 10, 8), [17, 10]), tf.tensor1d(rand(10, 9))]);
+      const out = tf.tidy(() => {
+        const x = tf.tensor2d(xv, [31, 785]), y = tf.tensor2d(yv, [31, 10]);
+        const { grads } = tf.variableGrads(
+            () => tf.losses.meanSquaredError(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+            model.trainableWeights.map(w => (w as unknown as { val: tf.Variable }).val));
+        return Object.values(grads).map(t => t.dataSync());
+      });
+      model.dispose();
+      return out;
+    });
+    want.forEach((w, i) => assertClose(got[i], w, `cpu dense grad ${i}`));
+  });
+
+  it('does not leak tensors or data buffers', async () => {
+    registerFastKernels('cpu');
+    try {
+      const a = tf.tensor3d(rand(3 * 17 * 129, 1), [3, 17, 129]);
+      const b = tf.tensor3d(rand(3 * 33 * 17, 2), [3, 33, 17]);
+      const bias = tf.tensor1d(rand(33, 3));
+      const dataIds = () => tf.engine().backend.numDataIds();
+      const before = { ...tf.memory(), dataIds: dataIds() };
+      for (let i = 0; i < 20; i++) {
+        tf.tidy(() => {
+          tf.matMul(a, b, true, true).dataSync();
+          tf.fused.matMul({ a, b, transposeA: true, transposeB: true, bias, activation: 'relu' }).dataSync();
+          tf.fused.matMul({ a, b, transposeA: true, transposeB: true, bias, activation: 'elu' }).dataSync();
+        });
+      }
+      const after = { ...tf.memory(), dataIds: dataIds() };
+      assert.deepEqual(after, before);
+      tf.dispose([a, b, bias]);
+    } finally {
+      unregisterFastKernels('cpu');
+    }
   });
 });
