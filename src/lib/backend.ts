@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { registerFastKernels } from './kernels';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -24,11 +25,8 @@ async function activate(name: BackendName): Promise<boolean> {
   } catch {
     return false;
   }
-  if (name === 'wasm') {
-    // The performance layer; loaded lazily so a missing kernel module cannot stop start-up.
-    const { registerFastKernels } = require('./kernels') as typeof import('./kernels');
-    registerFastKernels(name);
-  }
+  // The performance layer (wasm and cpu; tfjs-node's native kernels need none).
+  registerFastKernels(name);
   return true;
 }
 
