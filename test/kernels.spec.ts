@@ -78,7 +78,7 @@ describe('kernels: wasm fast kernel overrides', function () {
   });
 
   it('overrides the kernels, idempotently, and only for wasm', () => {
-    assert.deepEqual(overridden.sort(), ['BatchMatMul', 'Sum', '_FusedMatMul']);
+    assert.deepEqual(overridden.sort(), ['BatchMatMul', 'GatherV2', 'Slice', 'Sum', '_FusedMatMul']);
     const fn = tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc;
     assert.deepEqual(registerFastKernels('wasm').sort(), overridden);
     assert.equal(tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc, fn, 'not wrapped twice');
@@ -153,6 +153,35 @@ describe('kernels: wasm fast kernel overrides', function () {
       return { dtype: out.dtype, data: Array.from(out.dataSync()) };
     }));
     assert.deepEqual(ints, { dtype: 'int32', data: [4, 6] });
+  });
+
+  it('GatherV2 and Slice match cpu for rows, other axes, int32 and bad indices', async () => {
+    const shapes = [[1, 1], [7, 3], [60, 784], [5, 3, 4]];
+    for (const shape of shapes) {
+      const xv = rand(size(shape), size(shape) + 5);
+      const idx = [shape[0] - 1, 0, Math.floor(shape[0] / 2), 0];
+      const run = () => tf.tidy(() => {
+        const x = tf.tensor(xv, shape);
+        const outs = [
+          tf.gather(x, tf.tensor1d(idx, 'int32')),
+          tf.gather(x, tf.tensor2d([idx, idx], [2, idx.length], 'int32')),
+          tf.gather(x, tf.tensor1d([0], 'int32'), shape.length - 1),
+          tf.gather(tf.cast(x.mul(100), 'int32'), tf.tensor1d(idx, 'int32')),
+          x.slice([Math.floor(shape[0] / 2)], [Math.ceil(shape[0] / 2)]),
+          x.slice([0, 0], [1, 1]),
+          tf.cast(x.mul(100), 'int32').slice([shape[0] - 1], [-1]),
+        ];
+        return outs.map((o) => ({ shape: o.shape, dtype: o.dtype, data: Array.from(o.dataSync()) }));
+      });
+      const want = await on('cpu', run);
+      const got = await on('wasm', run);
+      got.forEach((g, i) => {
+        assert.deepEqual([g.shape, g.dtype], [want[i].shape, want[i].dtype], `case ${i} of ${shape}`);
+        assertClose(g.data, want[i].data, `gather/slice case ${i} of ${shape}`);
+      });
+    }
+    await tf.setBackend('wasm');
+    assert.throws(() => tf.tidy(() => tf.gather(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor1d([2], 'int32')).dataSync()), /index value 2 is not in \[0, 1\]/);
   });
 
   it('gradients of a matmul chain match cpu', async () => {
