@@ -1,5 +1,6 @@
+import * as tf from '@tensorflow/tfjs';
 import { ModelEntry } from './model';
-import { predictFloats } from './metrics';
+import { DEFAULT_IMAGE_LIMITS, ImageLimits, preprocessImage } from './image';
 
 export interface Prediction {
   label: number | null;      // class index, or null when below the confidence threshold
@@ -64,16 +65,97 @@ function toUnit(values: ArrayLike<number>): Float32Array {
   return out;
 }
 
+/** Values one input of the model holds: 784 for [null,784] and for [null,28,28,1] alike. */
+export function inputSize(model: tf.LayersModel): number {
+  return model.inputs[0].shape.slice(1).reduce<number>((a, d) => a * Number(d), 1);
+}
+
+/** True when the model's last layer already ends in softmax (e.g. saved by plain tfjs code). */
+function endsInSoftmax(model: tf.LayersModel): boolean {
+  const last = model.layers[model.layers.length - 1];
+  const cfg = last?.getConfig() as { activation?: string } | undefined;
+  return cfg?.activation === 'softmax' || last?.getClassName() === 'Softmax';
+}
+
+/** Class probabilities for n inputs: the models here output logits, so softmax unless the model did. */
+function probabilities(model: tf.LayersModel, floats: Float32Array, n: number): Float32Array {
+  const shape = [n, ...model.inputs[0].shape.slice(1).map(Number)];
+  return tf.tidy(() => {
+    const out = model.predict(tf.tensor(floats, shape)) as tf.Tensor;
+    return (endsInSoftmax(model) ? out : tf.softmax(out)).dataSync() as Float32Array;
+  });
+}
+
+export interface DecodedInputs {
+  /** [0,1] pixels, ink bright, one per input */
+  pixels: Float32Array[];
+  /** the 28x28 PNG the model saw, for image inputs; null for number-array inputs */
+  pngs: Array<Buffer | null>;
+  batch: boolean;
+}
+
+function isNumberImage(x: unknown): boolean {
+  return Array.isArray(x) || (ArrayBuffer.isView(x) && !Buffer.isBuffer(x));
+}
+
+/**
+ * msg.payload as model inputs: an encoded image (Buffer, data URL, base64), number arrays, or a
+ * batch mixing both. Images go through the MNIST-style pipeline (or a plain resize when
+ * preprocess is false); numbers are taken as they are.
+ */
+export async function decodeInputs(
+  payload: unknown,
+  opts: { rows: number; cols: number; preprocess?: boolean; limits?: ImageLimits; signal?: AbortSignal },
+): Promise<DecodedInputs> {
+  const { rows, cols } = opts;
+  const image = async (x: Buffer | string, where: string) => {
+    if (rows !== 28 || cols !== 28) throw new Error(`images become 28x28 inputs but this model takes ${rows}x${cols}; send ${rows * cols} numbers instead`);
+    try {
+      return await preprocessImage(x, { preprocess: opts.preprocess, limits: opts.limits ?? DEFAULT_IMAGE_LIMITS });
+    } catch (e) {
+      throw new Error(`${where}: ${(e as Error).message}`);
+    }
+  };
+  if (Buffer.isBuffer(payload) || typeof payload === 'string') {
+    const r = await image(payload, 'msg.payload');
+    return { pixels: [r.pixels], pngs: [r.png], batch: false };
+  }
+  const arrays = arrayInputs(payload, rows, cols);
+  if (arrays) return { pixels: arrays.pixels, pngs: arrays.pixels.map(() => null), batch: arrays.batch };
+  if (!Array.isArray(payload)) {
+    throw new Error(`msg.payload must be an image (Buffer, data URL or base64 string), ${rows * cols} numbers, ${rows}x${cols} nested arrays, a batch of those, or a dataset split handle`);
+  }
+  // A batch with at least one encoded image (arrayInputs took all-number batches).
+  const out: DecodedInputs = { pixels: [], pngs: [], batch: true };
+  for (let i = 0; i < payload.length; i++) {
+    if (opts.signal?.aborted) throw new Error('prediction stopped: the node was closed');
+    const x = payload[i];
+    if (Buffer.isBuffer(x) || typeof x === 'string') {
+      const r = await image(x, `msg.payload[${i}]`);
+      out.pixels.push(r.pixels);
+      out.pngs.push(r.png);
+    } else if (isNumberImage(x)) {
+      const one = arrayInputs(x, rows, cols);
+      if (!one || one.batch) throw new Error(`msg.payload[${i}] is not an image of ${rows * cols} numbers or ${rows}x${cols} nested arrays`);
+      out.pixels.push(one.pixels[0]);
+      out.pngs.push(null);
+    } else {
+      throw new Error(`msg.payload[${i}] is ${x === null ? 'null' : typeof x}; each item of a batch must be an image (Buffer, data URL or base64 string) or ${rows * cols} numbers`);
+    }
+  }
+  return out;
+}
+
 /** Softmax over the model for [0,1] pixel images, with the model's own normalization applied. */
 export function classify(entry: ModelEntry, images: Float32Array[], opts: { threshold?: number; topK?: number } = {}): Prediction[] {
-  const size = Number(entry.model.inputs[0].shape[1]);
+  const size = inputSize(entry.model);
   const norm = entry.meta.normalization;
   const floats = new Float32Array(images.length * size);
   images.forEach((img, i) => {
     if (img.length !== size) throw new Error(`the model takes ${size} inputs but an image has ${img.length} values`);
     for (let j = 0; j < size; j++) floats[i * size + j] = norm ? (img[j] - norm.mean) / norm.std : img[j];
   });
-  const probs = predictFloats(entry.model, floats, images.length, size);
+  const probs = probabilities(entry.model, floats, images.length);
   const k = Math.max(1, Math.min(opts.topK ?? 3, entry.meta.classes.length));
   const classes = probs.length / images.length;
   return images.map((_, i) => {

@@ -1,0 +1,249 @@
+// Saves and loads models as TensorFlow.js layers-format folders (model.json + weights.bin) plus
+// our metadata.json. @tensorflow/tfjs has no file:// handler in Node (only tfjs-node does), so
+// the files are written and read here with fs, through tf.io.withSaveHandler / tf.io.fromMemory.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { DIGITS, Normalization } from './dataset';
+import { ModelEntry, ModelMeta } from './model';
+
+export const MODEL_FILE = 'model.json';
+export const WEIGHTS_FILE = 'weights.bin';
+export const METADATA_FILE = 'metadata.json';
+
+const SIDE = 28;
+const PIXELS = SIDE * SIDE;
+
+/** What metadata.json holds: everything needed to use and explain the model without its flow. */
+export interface SavedMetadata {
+  format: 'node-red-mnist-model';
+  formatVersion: 1;
+  classes: string[];
+  inputShape: [number, number];
+  normalization: Normalization | null;
+  /** How inputs must look before normalization (images go through predict's MNIST-style pipeline). */
+  preprocessing: Record<string, unknown>;
+  architecture?: unknown;
+  training?: Record<string, unknown>;
+  metrics?: Record<string, unknown>;
+  seed: number | null;
+  package: { name: string; version: string };
+  tfjs: string;
+  savedAt: string;
+}
+
+export interface SaveResult { folder: string; files: string[]; bytes: number; metadata: SavedMetadata }
+
+export interface Loaded extends ModelEntry {
+  /** true when the folder had no metadata.json (e.g. saved by plain tf.LayersModel.save) and defaults were assumed */
+  assumed: boolean;
+}
+
+/** The pipeline predict applies to images, recorded so a model's users can reproduce its inputs. */
+export const IMAGE_PREPROCESSING = {
+  pixels: '0-1, ink bright on dark, 28x28 row-major',
+  images: 'greyscale over white, polarity from the border, background removed, cropped to the ink, longer side 20 px, centre of mass at (14, 14)',
+};
+
+let packageInfo: { name: string; version: string } | undefined;
+function ownPackage(): { name: string; version: string } {
+  if (!packageInfo) {
+    packageInfo = { name: 'node-red-mnist', version: 'unknown' };
+    // src/lib and the built lib/ sit at different depths: walk up to our package.json.
+    for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      try {
+        const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+        if (pkg.name === 'node-red-mnist') { packageInfo = { name: pkg.name, version: String(pkg.version) }; break; }
+      } catch { /* not here */ }
+    }
+  }
+  return packageInfo;
+}
+
+function weightBytes(data: tf.io.WeightData | undefined): Buffer {
+  if (!data) return Buffer.alloc(0);
+  return Buffer.from(tf.io.CompositeArrayBuffer.join(data));
+}
+
+/** Writes next to the target and renames, so a reader never sees half a file. */
+async function writeAtomic(file: string, data: Buffer | string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${Date.now().toString(36)}.tmp`;
+  await fs.promises.writeFile(tmp, data);
+  await fs.promises.rename(tmp, file);
+}
+
+/**
+ * Saves model.json + weights.bin (the standard layers format any TensorFlow.js can load) and
+ * metadata.json. model.json is renamed into place last, so its change marks a complete save.
+ */
+export async function saveModel(entry: ModelEntry, folder: string): Promise<SaveResult> {
+  await fs.promises.mkdir(folder, { recursive: true });
+  let artifacts: tf.io.ModelArtifacts | undefined;
+  await entry.model.save(tf.io.withSaveHandler(async (a) => {
+    artifacts = a;
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+  }));
+  if (!artifacts || !artifacts.modelTopology) throw new Error('the model could not be serialized');
+  const weights = weightBytes(artifacts.weightData);
+  const modelJson = JSON.stringify({
+    modelTopology: artifacts.modelTopology,
+    format: 'layers-model',
+    generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
+    convertedBy: null,
+    weightsManifest: [{ paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs ?? [] }],
+  });
+  const meta = entry.meta;
+  const metadata: SavedMetadata = {
+    format: 'node-red-mnist-model',
+    formatVersion: 1,
+    classes: meta.classes,
+    inputShape: meta.inputShape,
+    normalization: meta.normalization,
+    preprocessing: { ...IMAGE_PREPROCESSING, normalization: meta.normalization ? 'then (x - mean) / std' : 'none' },
+    architecture: meta.architecture,
+    training: meta.training,
+    metrics: meta.metrics,
+    seed: typeof meta.architecture?.seed === 'number' ? meta.architecture.seed : null,
+    package: ownPackage(),
+    tfjs: tf.version.tfjs,
+    savedAt: new Date().toISOString(),
+  };
+  const metadataJson = JSON.stringify(metadata, null, 2);
+  await writeAtomic(path.join(folder, WEIGHTS_FILE), weights);
+  await writeAtomic(path.join(folder, METADATA_FILE), metadataJson);
+  await writeAtomic(path.join(folder, MODEL_FILE), modelJson);
+  return {
+    folder,
+    files: [MODEL_FILE, WEIGHTS_FILE, METADATA_FILE],
+    bytes: weights.length + Buffer.byteLength(modelJson) + Buffer.byteLength(metadataJson),
+    metadata,
+  };
+}
+
+function readJson(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new Error(`cannot read ${what} ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${what} ${file} is broken: it is not valid JSON (${(e as Error).message}); save the model again`);
+  }
+}
+
+/** Numbers in a shape, with null for the batch dimension, as the error message shows them. */
+function shapeText(shape: unknown[]): string {
+  return `[${shape.map((d) => (d === null || d === undefined ? 'null' : String(d))).join(',')}]`;
+}
+
+/** True for [null,784], [null,28,28] and [null,28,28,1]: inputs predict can fill from a 28x28 image. */
+export function takesMnistInput(shape: unknown[]): boolean {
+  const dims = shape.slice(1);
+  if (dims.length === 1) return dims[0] === PIXELS;
+  if (dims.length === 2) return dims[0] === SIDE && dims[1] === SIDE;
+  if (dims.length === 3) return dims[0] === SIDE && dims[1] === SIDE && dims[2] === 1;
+  return false;
+}
+
+/** A manifest path must stay inside the model's folder (model.json is data, not a licence to read elsewhere). */
+function insideFolder(folder: string, rel: unknown): string {
+  if (typeof rel !== 'string' || rel === '') throw new Error(`model.json in ${folder} lists a weights file without a name; save the model again`);
+  const file = path.resolve(folder, rel);
+  if (path.relative(folder, file).startsWith('..') || path.isAbsolute(path.relative(folder, file))) {
+    throw new Error(`model.json in ${folder} points to weights outside its folder (${rel}); refusing to read it`);
+  }
+  return file;
+}
+
+function isNormalization(x: unknown): x is Normalization {
+  const n = x as Normalization;
+  return !!n && typeof n === 'object' && Number.isFinite(n.mean) && Number.isFinite(n.std) && n.std > 0;
+}
+
+/**
+ * Loads a saved model folder. Folders without metadata.json (plain tf.LayersModel.save) get the
+ * MNIST defaults: 28x28 input, classes '0'-'9', no normalization.
+ */
+export async function loadModel(folder: string): Promise<Loaded> {
+  const modelFile = path.join(folder, MODEL_FILE);
+  const json = readJson(modelFile, 'model file') as Record<string, any> | undefined;
+  if (json === undefined) {
+    throw new Error(`no saved model in ${folder}: ${MODEL_FILE} not found; save one there with a model-save node (or check the folder)`);
+  }
+  if (!json || typeof json !== 'object' || !json.modelTopology || typeof json.modelTopology !== 'object') {
+    throw new Error(`model file ${modelFile} is broken: it has no modelTopology, so it is not a TensorFlow.js layers model; save the model again`);
+  }
+  const manifest = json.weightsManifest;
+  if (!Array.isArray(manifest)) throw new Error(`model file ${modelFile} is broken: it has no weightsManifest; save the model again`);
+  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+  const buffers: Buffer[] = [];
+  for (const group of manifest) {
+    if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
+      throw new Error(`model file ${modelFile} is broken: a weightsManifest entry lacks paths or weights; save the model again`);
+    }
+    weightSpecs.push(...group.weights);
+    for (const rel of group.paths) {
+      const file = insideFolder(folder, rel);
+      try {
+        buffers.push(await fs.promises.readFile(file));
+      } catch (e) {
+        throw new Error(`the weights file ${file} named in ${MODEL_FILE} cannot be read (${(e as NodeJS.ErrnoException).code || (e as Error).message}); save the model again`);
+      }
+    }
+  }
+  const weightData = new Uint8Array(Buffer.concat(buffers)).buffer;
+
+  let model: tf.LayersModel;
+  try {
+    model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+  } catch (e) {
+    throw new Error(`model file ${modelFile} is broken: TensorFlow.js cannot build the model from it (${(e as Error).message}); save the model again`);
+  }
+
+  try {
+    const inputShape = model.inputs[0].shape as unknown[];
+    if (model.inputs.length !== 1 || !takesMnistInput(inputShape)) {
+      throw new Error(`the saved model takes ${shapeText(inputShape)} inputs; predict needs a model taking ${PIXELS} (${SIDE}x${SIDE}) values`);
+    }
+    const outputShape = model.outputs[0].shape;
+    const outputs = Number(outputShape[outputShape.length - 1]);
+    const saved = readJson(path.join(folder, METADATA_FILE), 'metadata file') as Partial<SavedMetadata> | undefined;
+    const classes = Array.isArray(saved?.classes) ? saved!.classes.map(String)
+      : outputs === DIGITS.length ? [...DIGITS] : Array.from({ length: outputs }, (_, i) => String(i));
+    if (classes.length !== outputs) {
+      throw new Error(`${METADATA_FILE} in ${folder} names ${classes.length} classes but the model has ${outputs} outputs; save the model again`);
+    }
+    const meta: ModelMeta = {
+      classes,
+      inputShape: [SIDE, SIDE],
+      normalization: isNormalization(saved?.normalization) ? { mean: saved!.normalization!.mean, std: saved!.normalization!.std } : null,
+      architecture: saved?.architecture as ModelMeta['architecture'],
+      training: saved?.training,
+      metrics: saved?.metrics,
+    };
+    return { model, meta, assumed: saved === undefined };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/** A cheap fingerprint of a saved folder: changes when a new save lands (model.json is written last). */
+export async function folderStamp(folder: string): Promise<string | null> {
+  const parts: string[] = [];
+  for (const name of [MODEL_FILE, METADATA_FILE]) {
+    try {
+      const s = await fs.promises.stat(path.join(folder, name));
+      parts.push(`${s.mtimeMs}:${s.size}:${s.ino}`);
+    } catch {
+      if (name === MODEL_FILE) return null;
+      parts.push('-');
+    }
+  }
+  return parts.join('|');
+}
