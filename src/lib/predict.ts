@@ -81,7 +81,8 @@ function endsInSoftmax(model: tf.LayersModel): boolean {
 function probabilities(model: tf.LayersModel, floats: Float32Array, n: number): Float32Array {
   const shape = [n, ...model.inputs[0].shape.slice(1).map(Number)];
   return tf.tidy(() => {
-    const out = model.predict(tf.tensor(floats, shape)) as tf.Tensor;
+    // predict() would otherwise cut the input into batches of 32: 25x slower for 10k images.
+    const out = model.predict(tf.tensor(floats, shape), { batchSize: Math.max(n, 1) }) as tf.Tensor;
     return (endsInSoftmax(model) ? out : tf.softmax(out)).dataSync() as Float32Array;
   });
 }
