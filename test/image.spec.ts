@@ -3,8 +3,9 @@ import fs from 'fs';
 import path from 'path';
 import sharp from 'sharp';
 import {
-    DEFAULT_IMAGE_LIMITS, Grey, centreOfMass, cropGrey, decodeGrey, detectPolarity, fitLongerSide,
-    inkBoundingBox, isImageInput, pasteCentred, preprocessImage, removeBackground, sniffFormat, toImageBuffer,
+    DEFAULT_IMAGE_LIMITS, Grey, centreOfMass, cropGrey, decodeGrey, detectPolarity, encodeGreyPng, fitLongerSide,
+    inkBoundingBox, isImageInput, pasteCentred, preprocessGreyReference, preprocessImage, removeBackground, sniffFormat,
+    toImageBuffer, toUint8,
 } from '../src/lib/image';
 
 // ---------------------------------------------------------------- helpers
@@ -318,6 +319,39 @@ describe('image: preprocessImage', () => {
         await rejects(preprocessImage(black), /No ink found/);
         const clear = await sharp({ create: { width: 50, height: 50, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
         await rejects(preprocessImage(clear), /No ink found/);
+    });
+
+    it('the 8-bit fast path gives exactly what the exported float steps give', async () => {
+        const inputs: [string, Buffer][] = [['reference 7', await png(digitSvg())]];
+        for (const [name, make] of variants) inputs.push([name, await make()]);
+        inputs.push(['big 2000x1500', await png(digitSvg({ w: 2000, h: 1500, x: 800, y: 1100, size: 900 }))]);
+        inputs.push(['exactly 20 px tall ink', await rawPng(new Uint8Array(40 * 40).map((_, i) => (i % 40 >= 12 && i % 40 < 20 && i >= 400 && i < 1200 ? 200 + (i % 7) : 30)), 40, 40)]);
+        for (const [k, d] of mnistDigits(60).entries()) {
+            inputs.push([`mnist ${k}`, await rawPng(d)]);
+            if (k % 3 === 0) inputs.push([`mnist ${k} 4x inverted`, await sharp(await rawPng(d)).negate().resize(112, 112, { kernel: 'lanczos3' }).png().toBuffer()]);
+            if (k % 5 === 0) inputs.push([`mnist ${k} dimmed`, await rawPng(d.map((v) => 90 + (v >> 2)))]);
+        }
+        let compared = 0;
+        for (const [name, buf] of inputs) {
+            const g = await decodeGrey(buf);
+            const ref = await preprocessGreyReference(g);
+            if (!ref) { assert.ok(g.hasAlpha, `${name}: the float steps found no ink`); continue; }
+            const r = await preprocessImage(buf);
+            assert.strictEqual(r.inverted, ref.inverted, `${name}: polarity`);
+            assert.deepStrictEqual(Array.from(r.pixels, (v) => Math.round(v * 255)), Array.from(toUint8(ref.out)), `${name}: pixels`);
+            compared++;
+        }
+        assert.ok(compared >= inputs.length - 1, `compared ${compared} of ${inputs.length}`);
+    });
+
+    it('encodes the preview PNG itself (any size, checked by decoding it with sharp)', async () => {
+        for (const [w, h] of [[28, 28], [5, 3], [1, 1], [20, 7]]) {
+            const u8 = new Uint8Array(w * h).map((_, i) => (i * 37 + 11) & 0xff);
+            const p = encodeGreyPng(u8, w, h);
+            const { data, info } = await sharp(p).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+            assert.deepStrictEqual([info.width, info.height, info.channels], [w, h, 1]);
+            assert.deepStrictEqual(new Uint8Array(data), u8);
+        }
     });
 
     it('is near-lossless for MNIST digits (28x28, and 4x upscaled dark-on-light)', async () => {
