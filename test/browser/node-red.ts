@@ -1,0 +1,81 @@
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+const EXAMPLES = ['MNIST tutorial pipeline.json', 'MNIST dashboard.json'];
+
+export interface NodeRed {
+  url: string;
+  userDir: string;
+  /** Everything Node-RED printed so far. */
+  log: () => string;
+  stop: () => Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Node-RED in a child process, set up the way `npm start` does it: a fresh user dir with this
+ * package linked into its node_modules and both examples deployed as flows.json. The dashboard
+ * is found next to node-red in this repo's node_modules.
+ */
+export async function startNodeRed(): Promise<NodeRed> {
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-browser-red-'));
+  fs.mkdirSync(path.join(userDir, 'node_modules'));
+  fs.symlinkSync(ROOT, path.join(userDir, 'node_modules', 'node-red-mnist'), 'dir');
+  fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({
+    name: 'node-red-project', private: true, dependencies: { 'node-red-mnist': `file:${ROOT}` },
+  }));
+  const flows = EXAMPLES.flatMap((f) => JSON.parse(fs.readFileSync(path.join(ROOT, 'examples', f), 'utf8')));
+  fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
+  const port = await freePort();
+  const settingsFile = path.join(userDir, 'settings.js');
+  fs.writeFileSync(settingsFile, `module.exports = ${JSON.stringify({
+    uiPort: port,
+    uiHost: '127.0.0.1',
+    flowFile: 'flows.json',
+    credentialSecret: false,
+    telemetry: { enabled: false },
+    editorTheme: { tours: false, palette: { catalogues: [] } },
+    logging: { console: { level: 'info' } },
+  })};\n`);
+
+  let output = '';
+  const child: ChildProcess = spawn(process.execPath,
+    [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settingsFile, '--port', String(port)],
+    { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => { output += d; });
+  child.stderr!.on('data', (d) => { output += d; });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+      await exited;
+      clearTimeout(timer);
+    }
+    fs.rmSync(userDir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + 60000;
+  while (!/Started flows/.test(output)) {
+    if (child.exitCode !== null) { await stop(); throw new Error(`Node-RED exited (${child.exitCode}):\n${output}`); }
+    if (Date.now() > deadline) { await stop(); throw new Error(`Node-RED did not start within 60 s:\n${output}`); }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url: `http://127.0.0.1:${port}/`, userDir, log: () => output, stop };
+}
