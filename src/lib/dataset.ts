@@ -1,7 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { Readable } from 'stream';
+import { pipeline } from 'stream/promises';
 import * as tf from '@tensorflow/tfjs';
-import { parseIdx } from './idx';
+import { MAX_IDX_BYTES, parseIdx } from './idx';
 import { permutation, rng } from './random';
 
 /** One split held as raw bytes in JS memory: cheap to keep, never a tensor, safe to share. */
@@ -71,12 +73,27 @@ async function download(url: string, target: string, signal?: AbortSignal): Prom
     if (signal?.aborted) throw e;
     throw new Error(`could not download ${url}: ${(e as Error).message}; check the URL base and the network, or use the embedded MNIST`);
   }
-  if (!res.ok) throw new Error(`could not download ${url}: HTTP ${res.status}; check the URL base`);
-  const body = Buffer.from(await res.arrayBuffer());
+  if (!res.ok || !res.body) throw new Error(`could not download ${url}: HTTP ${res.status}; check the URL base`);
   fs.mkdirSync(path.dirname(target), { recursive: true });
+  // Streamed to a private part file, renamed only when complete: a stopped or failed download
+  // never leaves a file that looks cached.
   const tmp = `${target}.${process.pid}.part`;
-  fs.writeFileSync(tmp, body);
-  fs.renameSync(tmp, target); // a half-written file never looks like a cached one
+  let bytes = 0;
+  const limit = async function* (source: AsyncIterable<Buffer>) {
+    for await (const chunk of source) {
+      bytes += chunk.length;
+      if (bytes > MAX_IDX_BYTES) throw new Error(`${url} is larger than ${MAX_IDX_BYTES} bytes; that is not an MNIST-format file`);
+      yield chunk;
+    }
+  };
+  try {
+    await pipeline(Readable.fromWeb(res.body as import('stream/web').ReadableStream), limit, fs.createWriteStream(tmp), { signal });
+    fs.renameSync(tmp, target);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    if (signal?.aborted) throw e;
+    throw new Error(`could not download ${url}: ${(e as Error).message}`);
+  }
 }
 
 /** Returns a local path for one idx file: from the folder, or downloaded once into the cache. */
@@ -88,6 +105,7 @@ async function locate(opts: LoadOptions, base: string): Promise<string> {
     return findFile(opts.folder, base);
   }
   if (!opts.url) throw new Error('no URL configured; set the URL base the four idx files (.gz) are downloaded from');
+  if (!/^https?:\/\//i.test(opts.url)) throw new Error(`URL base "${opts.url}" is invalid: use an http:// or https:// address`);
   const cacheDir = opts.cacheDir || path.join(require('os').tmpdir(), 'node-red-mnist-cache');
   const key = opts.url.replace(/[^a-zA-Z0-9.-]+/g, '_');
   const target = path.join(cacheDir, key, `${base}.gz`);
@@ -100,10 +118,13 @@ async function readSplit(opts: LoadOptions, which: 'train' | 'test', classes: nu
   const imgPath = await locate(opts, imgBase);
   const lblPath = await locate(opts, lblBase);
   const images = parseIdx(await fs.promises.readFile(imgPath, { signal: opts.signal }), imgPath);
+  opts.signal?.throwIfAborted();
   const labels = parseIdx(await fs.promises.readFile(lblPath, { signal: opts.signal }), lblPath);
+  opts.signal?.throwIfAborted();
   if (images.dims.length !== 3) throw new Error(`${imgPath} should hold images (3 dimensions), it has ${images.dims.length}`);
   if (labels.dims.length !== 1) throw new Error(`${lblPath} should hold labels (1 dimension), it has ${labels.dims.length}`);
   const [count, rows, cols] = images.dims;
+  if (count === 0 || rows === 0 || cols === 0) throw new Error(`${imgPath} holds no pixels (${images.dims.join('x')})`);
   if (labels.dims[0] !== count) {
     throw new Error(`${which} split has ${count} images but ${labels.dims[0]} labels; the idx files do not belong together`);
   }
@@ -134,6 +155,7 @@ export async function loadDataset(opts: LoadOptions): Promise<Dataset> {
   if (classes.length < 2) throw new Error('a dataset needs at least 2 classes');
   const name = opts.source === 'embedded' ? 'mnist' : opts.source === 'folder' ? path.basename(opts.folder || '') : (opts.url || '');
   const dataset: Dataset = { name, classes };
+  if (classes.length > 256) throw new Error(`${classes.length} classes is too many: labels are bytes, so at most 256`);
   if (splits !== 'test') dataset.train = await readSplit(opts, 'train', classes.length);
   if (splits !== 'train') dataset.test = await readSplit(opts, 'test', classes.length);
   return dataset;

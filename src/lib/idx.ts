@@ -1,5 +1,8 @@
 import { gunzipSync } from 'zlib';
 
+/** Larger than any MNIST-format set in use (EMNIST byclass is 0.55 GB); stops a gzip bomb. */
+export const MAX_IDX_BYTES = 1 << 30;
+
 export interface IdxArray {
   dims: number[];
   data: Uint8Array;
@@ -13,8 +16,9 @@ export function parseIdx(file: Buffer, name = 'idx file'): IdxArray {
   let buf = file;
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
-      buf = gunzipSync(buf);
+      buf = gunzipSync(buf, { maxOutputLength: MAX_IDX_BYTES });
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new Error(`${name} unpacks to more than ${MAX_IDX_BYTES} bytes; that is not an MNIST-format file`);
       throw new Error(`${name} looks gzipped but does not decompress (${(e as Error).message}); the file is corrupt, download it again`);
     }
   }

@@ -22,12 +22,15 @@ export function predictFloats(model: tf.LayersModel, floats: Float32Array, n: nu
 }
 
 /** Accuracy, loss, per-class accuracy and the confusion matrix, in chunks that bound memory. */
-export async function evaluate(model: tf.LayersModel, view: SplitView, classes: number, loss: LossName, signal?: AbortSignal): Promise<Metrics> {
+export async function evaluate(
+  model: tf.LayersModel, view: SplitView, classes: number, loss: LossName, signal?: AbortSignal, modelAlive?: () => boolean,
+): Promise<Metrics> {
   if (view.count === 0) throw new Error('the test split is empty; raise the sample limit of mnist-dataset');
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   let lossSum = 0;
   for (let lo = 0; lo < view.count; lo += CHUNK) {
     if (signal?.aborted) throw new Error('evaluation stopped');
+    if (modelAlive && !modelAlive()) throw new Error('the model was freed during evaluation (its mlp-model node ran again or was redeployed)');
     const hi = Math.min(lo + CHUNK, view.count);
     const [pred, chunkLoss] = tf.tidy(() => {
       const logits = model.predict(imagesTensor(view, lo, hi)) as tf.Tensor;

@@ -43,7 +43,10 @@ export interface TrainHooks {
 /** Validates and completes options: flows written by hand or by tools may omit or mistype any. */
 export function trainOptions(...sources: Array<Partial<Record<keyof TrainOptions, unknown>> | undefined>): TrainOptions {
   const merged: Record<string, unknown> = { ...TRAIN_DEFAULTS };
-  for (const s of sources) for (const [k, v] of Object.entries(s || {})) if (v !== undefined && v !== '' && v !== null) merged[k] = v;
+  // Only the known options: a message may carry anything, even an own "__proto__" key.
+  for (const s of sources) {
+    for (const [k, v] of Object.entries(s || {})) if (Object.hasOwn(TRAIN_DEFAULTS, k) && v !== undefined && v !== '' && v !== null) merged[k] = v;
+  }
   const num = (k: string, ok: (n: number) => boolean, hint: string) => {
     const n = Number(merged[k]);
     if (!Number.isFinite(n) || !ok(n)) throw new Error(`${k} ${JSON.stringify(merged[k])} is invalid: ${hint}`);
@@ -87,6 +90,20 @@ export function lossFn(name: LossName, oneHot: tf.Tensor, logits: tf.Tensor): tf
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
 /**
+ * A loss this many times the first batch's counts as diverged even while finite: a too-large
+ * step (Adam especially) can throw the weights far off without ever overflowing.
+ */
+const RUNAWAY = 1000;
+
+function weightsFinite(model: tf.LayersModel): boolean {
+  return tf.tidy(() => model.getWeights().every((w) => w.isFinite().all().dataSync()[0] === 1));
+}
+
+function snapshot(model: tf.LayersModel): tf.Tensor[] {
+  return model.getWeights().map((w) => w.clone());
+}
+
+/**
  * Mini-batch training that keeps the split on the backend as one tensor and gathers each batch
  * by index there: no per-batch float copies in JS. Yields to the event loop between batches so
  * Node-RED stays responsive and a stop or redeploy is seen within one batch.
@@ -103,8 +120,19 @@ export async function train(model: tf.LayersModel, view: SplitView, classes: num
   const started = Date.now();
   let samples = 0;
   let stopped = false;
+  // The weights as they were when the current epoch began: a diverging epoch puts them back, so
+  // the model is never left full of NaN (the error says so).
+  let saved: tf.Tensor[] = [];
+  let firstLoss: number | undefined;
+  const diverged = (what: string, epoch: number) => {
+    model.setWeights(saved);
+    return new Error(`training diverged: ${what} at epoch ${epoch}; the model's weights were put back as they were before epoch ${epoch}. `
+      + `Use a smaller learning rate (now ${options.learningRate}${options.optimizer === 'sgd' ? ', e.g. 0.005' : ', e.g. 0.001'})`);
+  };
   try {
     for (let epoch = 1; epoch <= options.epochs && !stopped; epoch++) {
+      for (const t of saved) t.dispose();
+      saved = snapshot(model);
       const epochStart = Date.now();
       const order = options.shuffle ? permutation(n, rng(options.seed * 7919 + epoch)) : null;
       let epochLoss = 0;
@@ -121,8 +149,10 @@ export async function train(model: tf.LayersModel, view: SplitView, classes: num
           const loss = optimizer.minimize(() => lossFn(options.loss, y, model.apply(x, { training: true }) as tf.Tensor), true) as tf.Scalar;
           return loss.dataSync()[0];
         });
-        if (!Number.isFinite(lossValue)) {
-          throw new Error(`training diverged: the loss became ${lossValue} at epoch ${epoch}, batch ${b + 1}; use a smaller learning rate (now ${options.learningRate})`);
+        if (!Number.isFinite(lossValue)) throw diverged(`the loss became ${lossValue} in batch ${b + 1}`, epoch);
+        firstLoss ??= Math.max(lossValue, 1e-3);
+        if (lossValue > RUNAWAY * firstLoss) {
+          throw diverged(`the loss grew from ${firstLoss.toPrecision(3)} to ${lossValue.toPrecision(3)} in batch ${b + 1}`, epoch);
         }
         history.loss.push(lossValue);
         epochLoss += lossValue * (hi - lo);
@@ -131,6 +161,8 @@ export async function train(model: tf.LayersModel, view: SplitView, classes: num
         hooks.onBatch?.({ epoch, epochs: options.epochs, batch: b + 1, batches, loss: lossValue, samplesPerSecond: samples / Math.max((Date.now() - started) / 1000, 1e-3) });
         await nextTick();
       }
+      // The last update of an epoch can overflow the weights without any loss showing it yet.
+      if (seen > 0 && !weightsFinite(model)) throw diverged('the weights became NaN or infinite', epoch);
       if (seen > 0) {
         const record = { epoch, loss: epochLoss / seen, seconds: (Date.now() - epochStart) / 1000 };
         history.epochs.push(record);
@@ -138,6 +170,7 @@ export async function train(model: tf.LayersModel, view: SplitView, classes: num
       }
     }
   } finally {
+    for (const t of saved) t.dispose();
     xs.dispose();
     ys.dispose();
     disposeOptimizer(optimizer);

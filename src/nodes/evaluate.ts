@@ -22,7 +22,8 @@ export = (RED: NodeAPI) => {
         checkFit(entry, view, ds.classes.length);
         const loss = (config.loss || entry.meta.training?.loss || 'mse') as LossName;
         status(`evaluating ${view.count} images…`);
-        const m = await evaluate(entry.model, view, ds.classes.length, loss, signal);
+        const handle = msg.model;
+        const m = await evaluate(entry.model, view, ds.classes.length, loss, signal, () => registry.isAlive(handle));
         const metrics = { split: which, ...m, lossFunction: loss };
         entry.meta.metrics = { split: which, accuracy: m.accuracy, loss: m.loss, count: m.count };
         msg.metrics = metrics;

@@ -7,16 +7,32 @@ import { attach, bool, num, splitHandle } from './common';
 interface Config extends NodeDef {
   source?: SourceKind; folder?: string; url?: string; splits?: Splits;
   limit?: string | number; shuffle?: boolean | string; seed?: string | number; classes?: string;
+  allowMsgPath?: boolean | string;
 }
 
 export = (RED: NodeAPI) => {
   function MnistDatasetNode(this: Node, config: Config) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const source = config.source || 'embedded';
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir || process.cwd();
+    const allowMsgPath = bool(config.allowMsgPath, false);
     attach(RED, node, {
       async run({ msg, signal, status }) {
+        // Paths are read from the node's own configuration; a message may choose one only when
+        // the user ticked "allow msg.folder / msg.url" (a flow may feed messages from outside).
+        let source = config.source || 'embedded';
+        let folder = config.folder;
+        let url = config.url;
+        const fromMsg = (['folder', 'url'] as const).filter((k) => msg[k] !== undefined && msg[k] !== null);
+        if (fromMsg.length && !allowMsgPath) {
+          throw new Error(`msg.${fromMsg[0]} was refused: this node does not take paths from messages; tick "allow msg.folder / msg.url" in its settings to allow it`);
+        }
+        if (fromMsg.length > 1) throw new Error('msg.folder and msg.url were both set: send one of them');
+        for (const k of fromMsg) {
+          if (typeof msg[k] !== 'string' || !msg[k].trim()) throw new Error(`msg.${k} must be a non-empty string`);
+        }
+        if (msg.folder !== undefined && msg.folder !== null) { source = 'folder'; folder = msg.folder.trim(); }
+        if (msg.url !== undefined && msg.url !== null) { source = 'url'; url = msg.url.trim(); }
         if (!['embedded', 'folder', 'url'].includes(source)) throw new Error(`source "${source}" is invalid: use embedded, folder or url`);
         const limit = num(msg.limit ?? config.limit, 0);
         if (!Number.isInteger(limit) || limit < 0) throw new Error(`sample limit ${JSON.stringify(msg.limit ?? config.limit)} is invalid: use a whole number (0 = all samples)`);
@@ -27,8 +43,8 @@ export = (RED: NodeAPI) => {
         status('loading…');
         const data: Dataset = await loadDataset({
           source,
-          folder: config.folder ? path.resolve(userDir, config.folder) : undefined,
-          url: config.url,
+          folder: folder ? path.resolve(userDir, folder) : undefined,
+          url,
           cacheDir: path.join(userDir, '.mnist-cache'),
           splits,
           limit,
