@@ -12,6 +12,7 @@ import { backend, helper, next, NODES, statusOf, tensors } from './helpers';
 // free every tensor when the flow is unloaded.
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-robust-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 function idx(dims: number[], data: Uint8Array): Buffer {
@@ -118,10 +119,7 @@ describe('robustness: malformed input to every node', function () {
     await backend();
     helper._settings.userDir = tmp; // the download cache goes under the user directory
   });
-  after(() => {
-    delete helper._settings.userDir;
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  after(() => { delete helper._settings.userDir; });
   beforeEach(() => { base = tensors(); });
   afterEach(async function () {
     await helper.unload();
@@ -405,10 +403,7 @@ describe('robustness: stop and redeploy in the middle of work', function () {
     await backend();
     helper._settings.userDir = tmp; // the download cache goes under the user directory
   });
-  after(() => {
-    delete helper._settings.userDir;
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  after(() => { delete helper._settings.userDir; });
   beforeEach(() => { base = tensors(); });
   afterEach(async () => { await helper.unload(); });
 
