@@ -282,7 +282,7 @@ describe('robustness: malformed input to every node', function () {
     await fails('t-predict', { payload: new Array(783).fill(0), model }, /has 783 numbers; one image needs 784/);
     await fails('t-predict', { payload: [img(0), [1, 2]], model }, /msg\.payload\[1\] is not an image of 784 numbers/);
     await fails('t-predict', { payload: [img(0), null], model }, /msg\.payload\[1\] is null/);
-    await fails('t-predict', { payload: new Array(2_000_000).fill(0), model }, /msg\.payload (has|holds) 2000000 /);
+    await fails('t-predict', { payload: new Array(2_000_000).fill(0), model }, /msg\.payload has 2000000 numbers; one image needs 784/);
     await fails('t-predict', { payload: Array.from({ length: 100001 }, () => []), model }, /holds 100001 images; send at most 100000/);
     await fails('t-predict', { payload: 'not an image', model }, /msg\.payload/);
     await fails('t-predict', { payload: { constructor: { prototype: {} } }, model }, /msg\.payload must be an image/);

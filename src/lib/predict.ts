@@ -41,11 +41,11 @@ export function arrayInputs(payload: unknown, rows: number, cols: number): { pix
   if (one) return { pixels: [toUnit(one)], batch: false };
   const arr = Array.from(payload as ArrayLike<unknown>);
   if (arr.length === 0) throw new Error('msg.payload is an empty array; send one image (784 numbers or 28x28) or a batch of them');
-  if (arr.length > MAX_BATCH) throw new Error(`msg.payload holds ${arr.length} images; send at most ${MAX_BATCH} per message`);
   const isArray = (x: unknown) => Array.isArray(x) || (ArrayBuffer.isView(x) && !Buffer.isBuffer(x));
   if (arr.every((x) => typeof x === 'number')) {
     throw new Error(`msg.payload has ${arr.length} numbers; one image needs ${rows * cols} (or ${rows}x${cols} nested arrays)`);
   }
+  if (arr.length > MAX_BATCH) throw new Error(`msg.payload holds ${arr.length} images; send at most ${MAX_BATCH} per message`);
   if (!arr.every(isArray)) return null; // e.g. a batch of encoded images
   const pixels = arr.map((x, i) => {
     const img = flatten(x, rows, cols, `msg.payload[${i}]`);
