@@ -13,14 +13,6 @@ export interface Metrics {
 const CHUNK = 2000;
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
-/** Softmax probabilities for `n` inputs of `size` floats, as one flat array (n * classes). */
-export function predictFloats(model: tf.LayersModel, floats: Float32Array, n: number, size: number): Float32Array {
-  return tf.tidy(() => {
-    const out = model.predict(tf.tensor2d(floats, [n, size])) as tf.Tensor;
-    return tf.softmax(out).dataSync() as Float32Array;
-  });
-}
-
 /** Accuracy, loss, per-class accuracy and the confusion matrix, in chunks that bound memory. */
 export async function evaluate(
   model: tf.LayersModel, view: SplitView, classes: number, loss: LossName, signal?: AbortSignal, modelAlive?: () => boolean,
@@ -33,7 +25,8 @@ export async function evaluate(
     if (modelAlive && !modelAlive()) throw new Error('the model was freed during evaluation (its mlp-model node ran again or was redeployed)');
     const hi = Math.min(lo + CHUNK, view.count);
     const [pred, chunkLoss] = tf.tidy(() => {
-      const logits = model.predict(imagesTensor(view, lo, hi)) as tf.Tensor;
+      // One backend batch per chunk: predict()'s default of 32 would slice it 63 times.
+      const logits = model.predict(imagesTensor(view, lo, hi), { batchSize: hi - lo }) as tf.Tensor;
       const oneHot = tf.oneHot(tf.tensor1d(view.labels.subarray(lo, hi), 'int32'), classes).toFloat();
       return [logits.argMax(1).dataSync(), lossFn(loss, oneHot, logits).dataSync()[0]] as const;
     });
