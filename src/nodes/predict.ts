@@ -10,7 +10,7 @@ import { attach, bool, modelHandle, num } from './common';
 
 interface Config extends NodeDef {
   threshold?: string; topK?: string; preprocess?: boolean | string;
-  maxBytes?: string; maxPixels?: string; modelFolder?: string;
+  maxBytes?: string; maxPixels?: string; modelFolder?: string; queue?: string;
 }
 
 /** A dataset split handle as [0,1] images (normalization is the model's business). */
@@ -51,8 +51,16 @@ export = (RED: NodeAPI) => {
       return entry;
     }
 
+    // A burst (e.g. HTTP requests) waits in a bounded queue; beyond it messages fail fast with a
+    // "busy" error (the HTTP example answers 503) instead of piling up in memory.
+    let queue = num(config.queue, 100);
+    if (!(Number.isInteger(queue) && queue >= 0 && queue <= 100000)) {
+      node.warn(`queue ${JSON.stringify(config.queue)} is invalid: use a whole number from 0 to 100000; using 100`);
+      queue = 100;
+    }
+
     attach(RED, node, {
-      queue: 100,
+      queue,
       async run({ msg, signal }) {
         if (!(threshold >= 0 && threshold <= 1)) throw new Error(`confidence threshold ${config.threshold} is invalid: use a number from 0 to 1`);
         const limits: ImageLimits = {

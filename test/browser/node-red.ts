@@ -10,6 +10,7 @@ const EXAMPLES = ['MNIST tutorial pipeline.json', 'MNIST dashboard.json'];
 export interface NodeRed {
   url: string;
   userDir: string;
+  pid: number;
   /** Everything Node-RED printed so far. */
   log: () => string;
   stop: () => Promise<void>;
@@ -32,14 +33,15 @@ function freePort(): Promise<number> {
  * package linked into its node_modules and both examples deployed as flows.json. The dashboard
  * is found next to node-red in this repo's node_modules.
  */
-export async function startNodeRed(): Promise<NodeRed> {
+export async function startNodeRed(opts: { flows?: unknown[]; prepare?: (userDir: string) => Promise<void> } = {}): Promise<NodeRed> {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-browser-red-'));
+  await opts.prepare?.(userDir);
   fs.mkdirSync(path.join(userDir, 'node_modules'));
   fs.symlinkSync(ROOT, path.join(userDir, 'node_modules', 'node-red-mnist'), 'dir');
   fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({
     name: 'node-red-project', private: true, dependencies: { 'node-red-mnist': `file:${ROOT}` },
   }));
-  const flows = EXAMPLES.flatMap((f) => JSON.parse(fs.readFileSync(path.join(ROOT, 'examples', f), 'utf8')));
+  const flows = opts.flows ?? EXAMPLES.flatMap((f) => JSON.parse(fs.readFileSync(path.join(ROOT, 'examples', f), 'utf8')));
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));
   const port = await freePort();
   const settingsFile = path.join(userDir, 'settings.js');
@@ -77,5 +79,5 @@ export async function startNodeRed(): Promise<NodeRed> {
     if (Date.now() > deadline) { await stop(); throw new Error(`Node-RED did not start within 60 s:\n${output}`); }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { url: `http://127.0.0.1:${port}/`, userDir, log: () => output, stop };
+  return { url: `http://127.0.0.1:${port}/`, userDir, pid: child.pid!, log: () => output, stop };
 }
