@@ -248,7 +248,7 @@ interface CpuKernelArgs {
 }
 
 /** Copies `rows x cols` planes, transposed, from src into a new array. */
-function transposePlanes(src: Float32Array, planes: number, rows: number, cols: number): Float32Array {
+function transposePlanes(src: Float32Array, rows: number, cols: number): Float32Array {
   const dst = new Float32Array(src.length);
   const plane = rows * cols;
   for (let off = 0; off < src.length; off += plane) {
@@ -365,13 +365,13 @@ function cpuMatMul(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB
   const batch = Math.max(batchA, batchB);
   const out = new Float32Array(batch * m * n);
   if (m * n * k === 0) return { shape: [...outer, m, n], values: out };
-  const A = transposeA ? transposePlanes(av, batchA, k, m) : av; // -> [m,k] per batch
+  const A = transposeA ? transposePlanes(av, k, m) : av; // -> [m,k] per batch
   if (m <= FEW_ROWS && !transposeB) {
     for (let bi = 0; bi < batch; bi++) {
       gemmFewRows(A, (bi % batchA) * m * k, bv, (bi % batchB) * k * n, out, bi * m * n, m, n, k);
     }
   } else {
-    const Bt = transposeB ? bv : transposePlanes(bv, batchB, k, n); // -> [n,k] per batch
+    const Bt = transposeB ? bv : transposePlanes(bv, k, n); // -> [n,k] per batch
     for (let bi = 0; bi < batch; bi++) {
       gemmABt(A, (bi % batchA) * m * k, Bt, (bi % batchB) * n * k, out, bi * m * n, m, n, k);
     }

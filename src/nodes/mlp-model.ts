@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { Activation, ModelEntry, createMlp, describe, parseHidden } from '../lib/model';
+import { Activation, createMlp, parseHidden } from '../lib/model';
 import * as registry from '../lib/registry';
 import { DIGITS, SplitView } from '../lib/dataset';
 import { attach, needDataset, num, modelHandle } from './common';

@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import * as path from 'path';
-import { Dataset, SourceKind, Splits, SplitView, loadDataset } from '../lib/dataset';
+import { Dataset, SourceKind, Splits, loadDataset } from '../lib/dataset';
 import * as registry from '../lib/registry';
 import { attach, bool, num, splitHandle } from './common';
 

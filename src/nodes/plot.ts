@@ -90,7 +90,7 @@ export = (RED: NodeAPI) => {
         msg.contentType = format === 'svg' ? 'image/svg+xml' : 'image/png';
         return msg;
       },
-      doneText: (out, job) => `${job.msg.plot ?? config.kind ?? 'loss'} plotted`,
+      doneText: (_out, job) => `${job.msg.plot ?? config.kind ?? 'loss'} plotted`,
     });
   }
   RED.nodes.registerType('plot', PlotNode);
