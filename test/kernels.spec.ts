@@ -33,6 +33,26 @@ async function on<T>(backend: string, fn: () => T): Promise<T> {
   return fn();
 }
 
+/** MSE gradients of a small fixed dense model, on whichever backend and kernels are active. */
+function denseModelGrads(): tf.TypedArray[] {
+  const xv = rand(31 * 785, 4), yv = rand(31 * 10, 5);
+  const model = tf.sequential({ layers: [
+    tf.layers.dense({ inputShape: [785], units: 17, activation: 'relu' }),
+    tf.layers.dense({ units: 10 }),
+  ] });
+  model.layers[0].setWeights([tf.tensor2d(rand(785 * 17, 6), [785, 17]), tf.tensor1d(rand(17, 7))]);
+  model.layers[1].setWeights([tf.tensor2d(rand(17 * 10, 8), [17, 10]), tf.tensor1d(rand(10, 9))]);
+  const out = tf.tidy(() => {
+    const x = tf.tensor2d(xv, [31, 785]), y = tf.tensor2d(yv, [31, 10]);
+    const { grads } = tf.variableGrads(
+        () => tf.losses.meanSquaredError(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+        model.trainableWeights.map(w => (w as unknown as { val: tf.Variable }).val));
+    return Object.values(grads).map(t => t.dataSync());
+  });
+  model.dispose();
+  return out;
+}
+
 interface Case { aShape: number[]; bShape: number[]; tA: boolean; tB: boolean }
 
 function cases(): Case[] {
@@ -199,24 +219,7 @@ describe('kernels: wasm fast kernel overrides', function () {
   });
 
   it('gradients of a dense model match cpu', async () => {
-    const xv = rand(31 * 785, 4), yv = rand(31 * 10, 5);
-    const run = () => {
-      const model = tf.sequential({ layers: [
-        tf.layers.dense({ inputShape: [785], units: 17, activation: 'relu' }),
-        tf.layers.dense({ units: 10 }),
-      ] });
-      model.layers[0].setWeights([tf.tensor2d(rand(785 * 17, 6), [785, 17]), tf.tensor1d(rand(17, 7))]);
-      model.layers[1].setWeights([tf.tensor2d(rand(17 * 10, 8), [17, 10]), tf.tensor1d(rand(10, 9))]);
-      const out = tf.tidy(() => {
-        const x = tf.tensor2d(xv, [31, 785]), y = tf.tensor2d(yv, [31, 10]);
-        const { grads } = tf.variableGrads(
-            () => tf.losses.meanSquaredError(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
-            model.trainableWeights.map(w => (w as unknown as { val: tf.Variable }).val));
-        return Object.values(grads).map(t => t.dataSync());
-      });
-      model.dispose();
-      return out;
-    };
+    const run = denseModelGrads;
     const want = await on('cpu', run);
     const got = await on('wasm', run);
     want.forEach((w, i) => assertClose(got[i], w, `dense grad ${i}`));
@@ -363,24 +366,7 @@ describe('kernels: cpu fast kernel overrides', function () {
   });
 
   it('gradients of a dense model match the stock kernels', async () => {
-    const xv = rand(31 * 785, 4), yv = rand(31 * 10, 5);
-    const { want, got } = await stockVsFast(() => {
-      const model = tf.sequential({ layers: [
-        tf.layers.dense({ inputShape: [785], units: 17, activation: 'relu' }),
-        tf.layers.dense({ units: 10 }),
-      ] });
-      model.layers[0].setWeights([tf.tensor2d(rand(785 * 17, 6), [785, 17]), tf.tensor1d(rand(17, 7))]);
-      model.layers[1].setWeights([tf.tensor2d(rand(17 * 10, 8), [17, 10]), tf.tensor1d(rand(10, 9))]);
-      const out = tf.tidy(() => {
-        const x = tf.tensor2d(xv, [31, 785]), y = tf.tensor2d(yv, [31, 10]);
-        const { grads } = tf.variableGrads(
-            () => tf.losses.meanSquaredError(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
-            model.trainableWeights.map(w => (w as unknown as { val: tf.Variable }).val));
-        return Object.values(grads).map(t => t.dataSync());
-      });
-      model.dispose();
-      return out;
-    });
+    const { want, got } = await stockVsFast(denseModelGrads);
     want.forEach((w, i) => assertClose(got[i], w, `cpu dense grad ${i}`));
   });
 
