@@ -161,9 +161,9 @@ export async function train(model: tf.LayersModel, view: SplitView, classes: num
         hooks.onBatch?.({ epoch, epochs: options.epochs, batch: b + 1, batches, loss: lossValue, samplesPerSecond: samples / Math.max((Date.now() - started) / 1000, 1e-3) });
         await nextTick();
       }
-      // The last update of an epoch can overflow the weights without any loss showing it yet.
-      if (seen > 0 && !weightsFinite(model)) throw diverged('the weights became NaN or infinite', epoch);
       if (seen > 0) {
+        // The last update of an epoch can overflow the weights without any loss showing it yet.
+        if (!weightsFinite(model)) throw diverged('the weights became NaN or infinite', epoch);
         const record = { epoch, loss: epochLoss / seen, seconds: (Date.now() - epochStart) / 1000 };
         history.epochs.push(record);
         hooks.onEpoch?.(record, options.epochs);

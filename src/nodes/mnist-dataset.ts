@@ -28,11 +28,13 @@ export = (RED: NodeAPI) => {
           throw new Error(`msg.${fromMsg[0]} was refused: this node does not take paths from messages; tick "allow msg.folder / msg.url" in its settings to allow it`);
         }
         if (fromMsg.length > 1) throw new Error('msg.folder and msg.url were both set: send one of them');
-        for (const k of fromMsg) {
-          if (typeof msg[k] !== 'string' || !msg[k].trim()) throw new Error(`msg.${k} must be a non-empty string`);
+        const [key] = fromMsg;
+        if (key) {
+          const value = msg[key];
+          if (typeof value !== 'string' || !value.trim()) throw new Error(`msg.${key} must be a non-empty string`);
+          source = key;
+          if (key === 'folder') folder = value.trim(); else url = value.trim();
         }
-        if (msg.folder !== undefined && msg.folder !== null) { source = 'folder'; folder = msg.folder.trim(); }
-        if (msg.url !== undefined && msg.url !== null) { source = 'url'; url = msg.url.trim(); }
         if (!['embedded', 'folder', 'url'].includes(source)) throw new Error(`source "${source}" is invalid: use embedded, folder or url`);
         const limit = num(msg.limit ?? config.limit, 0);
         if (!Number.isInteger(limit) || limit < 0) throw new Error(`sample limit ${JSON.stringify(msg.limit ?? config.limit)} is invalid: use a whole number (0 = all samples)`);
