@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import * as charts from '../lib/charts';
-import { SplitView } from '../lib/dataset';
+import { SplitView, toFloats } from '../lib/dataset';
 import { ModelEntry } from '../lib/model';
 import { classify } from '../lib/predict';
 import * as registry from '../lib/registry';
@@ -24,7 +24,8 @@ function firstImages(view: SplitView, n: number): { images: charts.ImageSet; lab
   const size = view.rows * view.cols;
   const count = Math.min(n, view.count);
   const bytes = view.images.subarray(0, count * size);
-  const pixels = Array.from({ length: count }, (_, i) => Float32Array.from(bytes.subarray(i * size, (i + 1) * size), (v) => v / 255));
+  const unit = toFloats({ ...view, normalization: null }, 0, count); // classify() applies the model's own
+  const pixels = Array.from({ length: count }, (_, i) => unit.subarray(i * size, (i + 1) * size));
   return { images: { pixels: bytes, count, rows: view.rows, cols: view.cols }, labels: view.labels.subarray(0, count), pixels };
 }
 
