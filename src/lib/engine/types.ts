@@ -1,0 +1,62 @@
+// The engine boundary: what a training engine (tfjs on wasm/cpu/tfjs-node, or the native ONNX
+// Runtime engine) must do. The training loop (shuffling, progress, stop, divergence, history)
+// is shared and drives any engine through this interface; weights travel in TensorFlow.js
+// layout so they go back into the tfjs model that predict, evaluate, plot and model-save use.
+import type { Activation } from '../model';
+import type { TrainOptions } from '../train';
+
+export type LayerSpec =
+  | { kind: 'dense'; units: number; activation: Activation }
+  /** stride 1, no padding ('valid'), like PyTorch's nn.Conv2d(in, filters, kernelSize) */
+  | { kind: 'conv2d'; filters: number; kernelSize: number; activation: Activation }
+  /** stride = poolSize, no padding, like nn.MaxPool2d(poolSize) */
+  | { kind: 'maxpool2d'; poolSize: number }
+  | { kind: 'flatten' }
+  | { kind: 'dropout'; rate: number };
+
+export interface ModelSpec {
+  /** One input: rows, cols, channels. A model whose first layer is dense takes rows*cols flat values. */
+  inputShape: [number, number, number];
+  /** In order; the last is dense with one unit per class and a linear activation (logits). */
+  layers: LayerSpec[];
+}
+
+/**
+ * Weights in tfjs's model.getWeights() order and layout: per layer with weights, kernel then bias.
+ * dense kernel [in, out]; conv2d kernel [kh, kw, inChannels, filters]; a dense layer after a
+ * flatten of a conv output reads it in NHWC order (h, w, c).
+ */
+export type Weights = Float32Array[];
+
+/** A split as bytes: never copied into floats in full outside the engine. */
+export interface TrainData {
+  /** count * rows * cols pixel bytes 0-255, row-major (may be backed by a SharedArrayBuffer) */
+  images: Uint8Array;
+  labels: Uint8Array;
+  count: number;
+  rows: number;
+  cols: number;
+  /** applied on the way in: ((byte / 255) - mean) / std; null means byte / 255 */
+  normalization: { mean: number; std: number } | null;
+  classes: number;
+}
+
+export interface EngineSession {
+  /**
+   * One optimizer step per batch, in order (each batch lists sample indices into the data);
+   * resolves with each batch's mean loss before that batch's update, as tfjs's minimize returns it.
+   */
+  run(batches: Int32Array[]): Promise<Float32Array>;
+  getWeights(): Promise<Weights>;
+  setWeights(weights: Weights): Promise<void>;
+  /** Frees everything the session holds (tensors, native sessions, optimizer state). */
+  dispose(): void;
+}
+
+export interface TrainEngine {
+  /** 'native' (ONNX Runtime) or the tfjs backend's name: 'tensorflow', 'wasm', 'cpu' */
+  readonly name: string;
+  /** compute threads this engine uses */
+  readonly threads: number;
+  open(spec: ModelSpec, weights: Weights, data: TrainData, options: TrainOptions): Promise<EngineSession>;
+}

@@ -1,0 +1,78 @@
+// Every user-facing text lives in locales/<lang>/*.json (Node-RED's message catalogs). The engine
+// raises errors as codes with parameters (MnistError); the node layer translates them with
+// Node-RED's RED._ into the user's language. The English text is also the error's own message, so
+// the engine stays usable (and its errors readable) without Node-RED.
+import * as fs from 'fs';
+import * as path from 'path';
+
+export type Params = Record<string, string | number | boolean | null | undefined>;
+
+let root: string | undefined;
+
+/** This package's folder (src/lib and the built lib/ sit at different depths). */
+export function packageRoot(): string {
+  if (!root) {
+    for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      try {
+        if (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name === 'node-red-mnist') { root = dir; break; }
+      } catch { /* not here */ }
+    }
+    root ??= path.resolve(__dirname, '..');
+  }
+  return root;
+}
+
+const catalogs = new Map<string, Record<string, unknown>>();
+
+/** One catalog file, locales/<lang>/<name>.json (empty when absent). */
+export function catalog(name: string, lang = 'en-US'): Record<string, unknown> {
+  const file = path.join(packageRoot(), 'locales', lang, `${name}.json`);
+  let c = catalogs.get(file);
+  if (!c) {
+    try { c = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>; } catch { c = {}; }
+    catalogs.set(file, c);
+  }
+  return c;
+}
+
+function find(tree: Record<string, unknown>, key: string): string | undefined {
+  let at: unknown = tree;
+  for (const part of key.split('.')) {
+    if (typeof at !== 'object' || at === null) return undefined;
+    at = (at as Record<string, unknown>)[part];
+  }
+  return typeof at === 'string' ? at : undefined;
+}
+
+/** Fills __name__ placeholders (Node-RED's i18next interpolation syntax). */
+export function fill(text: string, params: Params = {}): string {
+  return text.replace(/__(\w+)__/g, (all, name: string) => (Object.hasOwn(params, name) ? String(params[name]) : all));
+}
+
+/** The English text of a key, looked up in common.json and then in the named catalogs. */
+export function message(key: string, params: Params = {}, names: string[] = []): string {
+  for (const name of ['common', ...names]) {
+    const text = find(catalog(name), key);
+    if (text !== undefined) return fill(text, params);
+  }
+  return Object.keys(params).length ? `${key} ${JSON.stringify(params)}` : key;
+}
+
+/** An error the user can act on: a catalog code (errors.<code>) and its parameters. */
+export class MnistError extends Error {
+  readonly code: string;
+  readonly params: Params;
+  constructor(code: string, params: Params = {}) {
+    super(message(`errors.${code}`, params));
+    this.name = 'MnistError';
+    this.code = code;
+    this.params = params;
+  }
+}
+
+/** A short quoted form of any value for an error message ("abc", 12, [object]). */
+export function shown(value: unknown, max = 40): string {
+  let s: string;
+  try { s = JSON.stringify(value) ?? String(value); } catch { s = String(value); }
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
