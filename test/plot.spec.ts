@@ -58,7 +58,7 @@ describe('plot node', function () {
       [{}, /msg.history is missing: wire the first output of sgd-train/],
       [{ plot: 'confusion' }, /msg.metrics is missing: wire an evaluate node/],
       [{ plot: 'samples' }, /msg.dataset is missing/],
-      [{ plot: 'pie' }, /plot kind "pie" is invalid/],
+      [{ plot: 'pie' }, /msg\.plot "pie" is invalid/],
       [{ history: { loss: [], epochs: [] } }, /./],
     ];
     for (const [msg, re] of cases) {

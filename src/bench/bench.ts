@@ -12,6 +12,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { initBackend } from '../lib/backend';
+import { message } from '../lib/messages';
 import { DIGITS, loadDataset, Split, SplitView } from '../lib/dataset';
 import { registerFastKernels, unregisterFastKernels } from '../lib/kernels';
 import { evaluate } from '../lib/metrics';
@@ -238,7 +239,7 @@ async function main(): Promise<void> {
   const log = args.json ? (s: string) => process.stderr.write(`${s}\n`) : (s: string) => console.log(s);
   if (args.backend) process.env.MNIST_TF_BACKEND = args.backend;
   const rss = new RssWatch();
-  const backend = await initBackend(undefined, log);
+  const backend = await initBackend(undefined, (key, params) => log(message(key, params)));
   // backend.ts installs the wasm overrides itself; the cpu ones are installed here until it does.
   const kernels = registerFastKernels(backend);
   log(`fast kernels on ${backend}: ${kernels.join(', ') || 'none'}`);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerFastKernels } from './kernels';
+import { MnistError, Params, message } from './messages';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -35,21 +36,21 @@ async function activate(name: BackendName): Promise<boolean> {
  * cpu. `preferred` (a setting or MNIST_TF_BACKEND) is tried first. Every caller awaits the same
  * promise, so the choice is made and logged once.
  */
-export function initBackend(preferred?: string, log: (msg: string) => void = console.log): Promise<string> {
+export function initBackend(preferred?: string, log: (key: string, params?: Params) => void = (k, p) => console.log(message(k, p))): Promise<string> {
   if (!chosen) {
     chosen = (async () => {
       const wish = (preferred || process.env.MNIST_TF_BACKEND || '').trim();
       if (wish && !ORDER.includes(wish as BackendName)) {
-        log(`node-red-mnist: unknown backend "${wish}" (use tensorflow, wasm or cpu); choosing automatically`);
+        log('log.unknown-backend', { wish });
       }
       const order = ORDER.includes(wish as BackendName) ? [wish as BackendName, ...ORDER.filter((b) => b !== wish)] : ORDER;
       for (const name of order) {
         if (await activate(name)) {
-          log(`node-red-mnist: TensorFlow.js ${tf.version.tfjs} using the ${name} backend`);
+          log('log.backend', { version: tf.version.tfjs, name });
           return name;
         }
       }
-      throw new Error('no TensorFlow.js backend could start');
+      throw new MnistError('no-backend');
     })();
     chosen.catch(() => { chosen = undefined; });
   }

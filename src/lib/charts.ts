@@ -3,6 +3,7 @@
  * Digits are embedded as data-URL PNG `image` marks; librsvg rasterises those, so no canvas is needed.
  */
 import sharp from 'sharp';
+import { MnistError, shown } from './messages';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 
@@ -72,9 +73,7 @@ function nameOf(classNames: string[] | undefined, k: number): string {
 function checkClassNames(classNames: string[] | undefined, n?: number): void {
   if (classNames === undefined) return;
   if (!Array.isArray(classNames)) throw new Error('charts: classNames must be an array of strings');
-  if (n !== undefined && classNames.length !== n) {
-    throw new Error(`charts: classNames has ${classNames.length} entries but there are ${n} classes`);
-  }
+  if (n !== undefined && classNames.length !== n) throw new MnistError('chart-class-names', { names: classNames.length, classes: n });
 }
 
 // ---------- digit images ----------
@@ -131,7 +130,7 @@ async function digitGrid(images: ImageSet, cells: Cell[], rows: number, cols: nu
   const height = size(opts.height, pad * 2 + titleH + rows * (84 + captionH + 12), 'height');
   const cellW = (width - 2 * pad) / cols, cellH = (height - 2 * pad - titleH) / rows;
   const img = Math.floor(Math.min(cellW - 8, cellH - captionH - 8));
-  if (img < 14) throw new Error(`charts: ${width}x${height} is too small for a ${rows}x${cols} grid`);
+  if (img < 14) throw new MnistError('chart-too-small', { width, height, rows, cols });
 
   const values = await Promise.all(cells.map(async (c, k) => {
     const r = Math.floor(k / cols), col = k % cols;
@@ -241,17 +240,17 @@ async function noMistakesChart(title: string, n: number, width: number, height: 
 
 /** Per-batch loss with a dashed rule and a dot (mean epoch loss) at every epoch end. */
 export async function lossCurve(history: History, opts: ChartOptions = {}): Promise<Rendered> {
-  if (!history || !Array.isArray(history.loss) || !Array.isArray(history.epochs)) throw new Error('charts: history must have loss[] and epochs[] arrays');
-  if (history.loss.length === 0) throw new Error('charts: history.loss is empty, nothing to plot');
+  if (!history || !Array.isArray(history.loss) || !Array.isArray(history.epochs)) throw new MnistError('history-invalid');
+  if (history.loss.length === 0) throw new MnistError('history-empty');
   const log = !!opts.logScale;
   // Log axes cannot show zero/negative values and NaN would break the line.
   const ok = (v: number) => Number.isFinite(v) && (!log || v > 0);
   const batches = history.loss.map((loss, i) => ({ batch: i + 1, loss })).filter((d) => ok(d.loss));
-  if (batches.length === 0) throw new Error(`charts: history.loss has no ${log ? 'positive ' : ''}finite values`);
+  if (batches.length === 0) throw new MnistError(log ? 'history-no-positive' : 'history-no-finite');
 
   const nEp = history.epochs.length;
   const bpe = history.batchesPerEpoch ?? (nEp > 0 ? history.loss.length / nEp : 0);
-  if (!Number.isFinite(bpe) || bpe < 0) throw new Error(`charts: batchesPerEpoch must be a positive number, got ${history.batchesPerEpoch}`);
+  if (!Number.isFinite(bpe) || bpe < 0) throw new MnistError('history-batches', { value: shown(history.batchesPerEpoch) });
   const epochs = history.epochs.map((e, i) => ({
     end: Math.min(Math.round((i + 1) * bpe), history.loss.length), loss: e.loss, label: `epoch ${e.epoch}`,
   }));
@@ -285,11 +284,11 @@ export async function lossCurve(history: History, opts: ChartOptions = {}): Prom
 
 /** Heatmap, rows = true class, columns = predicted class, with the count written in each cell. */
 export async function confusionMatrix(matrix: number[][], opts: ChartOptions & { classNames?: string[] } = {}): Promise<Rendered> {
-  if (!Array.isArray(matrix) || matrix.length === 0) throw new Error('charts: confusion matrix is empty');
+  if (!Array.isArray(matrix) || matrix.length === 0) throw new MnistError('confusion-empty');
   const n = matrix.length;
   matrix.forEach((row, i) => {
-    if (!Array.isArray(row) || row.length !== n) throw new Error(`charts: confusion matrix must be square: row ${i} has ${Array.isArray(row) ? row.length : 'no'} entries, expected ${n}`);
-    row.forEach((v, j) => { if (!Number.isFinite(v) || v < 0) throw new Error(`charts: confusion matrix entry [${i}][${j}] must be a non-negative number, got ${v}`); });
+    if (!Array.isArray(row) || row.length !== n) throw new MnistError('confusion-not-square', { row: i, entries: Array.isArray(row) ? row.length : 0, expected: n });
+    row.forEach((v, j) => { if (!Number.isFinite(v) || v < 0) throw new MnistError('confusion-entry', { row: i, col: j, value: shown(v) }); });
   });
   checkClassNames(opts.classNames, n);
   const names = Array.from({ length: n }, (_, k) => nameOf(opts.classNames, k));
@@ -322,8 +321,8 @@ export async function confusionMatrix(matrix: number[][], opts: ChartOptions & {
 
 /** One bar per class, accuracy on a fixed 0..1 axis so charts from different runs compare. */
 export async function perClassAccuracy(accuracy: number[], opts: ChartOptions & { classNames?: string[] } = {}): Promise<Rendered> {
-  if (!Array.isArray(accuracy) || accuracy.length === 0) throw new Error('charts: accuracy array is empty');
-  accuracy.forEach((a, i) => { if (!Number.isFinite(a) || a < 0 || a > 1) throw new Error(`charts: accuracy[${i}] must be a number in 0..1, got ${a}`); });
+  if (!Array.isArray(accuracy) || accuracy.length === 0) throw new MnistError('perclass-empty');
+  accuracy.forEach((a, i) => { if (!Number.isFinite(a) || a < 0 || a > 1) throw new MnistError('perclass-entry', { index: i, value: shown(a) }); });
   checkClassNames(opts.classNames, accuracy.length);
   const names = accuracy.map((_, k) => nameOf(opts.classNames, k));
   const values = accuracy.map((acc, k) => ({ cls: names[k], acc }));

@@ -4,6 +4,7 @@ import { Readable } from 'stream';
 import { pipeline } from 'stream/promises';
 import * as tf from '@tensorflow/tfjs';
 import { MAX_IDX_BYTES, parseIdx } from './idx';
+import { MnistError } from './messages';
 import { permutation, rng } from './random';
 
 /** One split held as raw bytes in JS memory: cheap to keep, never a tensor, safe to share. */
@@ -62,7 +63,7 @@ function findFile(folder: string, base: string): string {
     const p = path.join(folder, n);
     if (fs.existsSync(p)) return p;
   }
-  throw new Error(`${base} (or ${base}.gz) not found in ${folder}; the folder must hold the four MNIST-format idx files`);
+  throw new MnistError('idx-missing', { file: base, folder });
 }
 
 async function download(url: string, target: string, signal?: AbortSignal): Promise<void> {
@@ -71,9 +72,9 @@ async function download(url: string, target: string, signal?: AbortSignal): Prom
     res = await fetch(url, { signal });
   } catch (e) {
     if (signal?.aborted) throw e;
-    throw new Error(`could not download ${url}: ${(e as Error).message}; check the URL base and the network, or use the embedded MNIST`);
+    throw new MnistError('download-failed', { url, reason: (e as Error).message });
   }
-  if (!res.ok || !res.body) throw new Error(`could not download ${url}: HTTP ${res.status}; check the URL base`);
+  if (!res.ok || !res.body) throw new MnistError('download-http', { url, status: res.status });
   fs.mkdirSync(path.dirname(target), { recursive: true });
   // Streamed to a private part file, renamed only when complete: a stopped or failed download
   // never leaves a file that looks cached.
@@ -82,7 +83,7 @@ async function download(url: string, target: string, signal?: AbortSignal): Prom
   const limit = async function* (source: AsyncIterable<Buffer>) {
     for await (const chunk of source) {
       bytes += chunk.length;
-      if (bytes > MAX_IDX_BYTES) throw new Error(`${url} is larger than ${MAX_IDX_BYTES} bytes; that is not an MNIST-format file`);
+      if (bytes > MAX_IDX_BYTES) throw new MnistError('idx-too-big', { file: url, max: MAX_IDX_BYTES });
       yield chunk;
     }
   };
@@ -92,7 +93,8 @@ async function download(url: string, target: string, signal?: AbortSignal): Prom
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     if (signal?.aborted) throw e;
-    throw new Error(`could not download ${url}: ${(e as Error).message}`);
+    if (e instanceof MnistError) throw e;
+    throw new MnistError('download-failed', { url, reason: (e as Error).message });
   }
 }
 
@@ -100,12 +102,12 @@ async function download(url: string, target: string, signal?: AbortSignal): Prom
 async function locate(opts: LoadOptions, base: string): Promise<string> {
   if (opts.source === 'embedded') return findFile(embeddedFolder(), base);
   if (opts.source === 'folder') {
-    if (!opts.folder) throw new Error('no dataset folder configured; set the folder holding the four idx files');
-    if (!fs.existsSync(opts.folder)) throw new Error(`dataset folder ${opts.folder} does not exist`);
+    if (!opts.folder) throw new MnistError('no-folder');
+    if (!fs.existsSync(opts.folder)) throw new MnistError('folder-missing', { folder: opts.folder });
     return findFile(opts.folder, base);
   }
-  if (!opts.url) throw new Error('no URL configured; set the URL base the four idx files (.gz) are downloaded from');
-  if (!/^https?:\/\//i.test(opts.url)) throw new Error(`URL base "${opts.url}" is invalid: use an http:// or https:// address`);
+  if (!opts.url) throw new MnistError('no-url');
+  if (!/^https?:\/\//i.test(opts.url)) throw new MnistError('url-invalid', { url: opts.url });
   const cacheDir = opts.cacheDir || path.join(require('os').tmpdir(), 'node-red-mnist-cache');
   const key = opts.url.replace(/[^a-zA-Z0-9.-]+/g, '_');
   const target = path.join(cacheDir, key, `${base}.gz`);
@@ -121,15 +123,13 @@ async function readSplit(opts: LoadOptions, which: 'train' | 'test', classes: nu
   opts.signal?.throwIfAborted();
   const labels = parseIdx(await fs.promises.readFile(lblPath, { signal: opts.signal }), lblPath);
   opts.signal?.throwIfAborted();
-  if (images.dims.length !== 3) throw new Error(`${imgPath} should hold images (3 dimensions), it has ${images.dims.length}`);
-  if (labels.dims.length !== 1) throw new Error(`${lblPath} should hold labels (1 dimension), it has ${labels.dims.length}`);
+  if (images.dims.length !== 3) throw new MnistError('idx-not-images', { file: imgPath, dims: images.dims.length });
+  if (labels.dims.length !== 1) throw new MnistError('idx-not-labels', { file: lblPath, dims: labels.dims.length });
   const [count, rows, cols] = images.dims;
-  if (count === 0 || rows === 0 || cols === 0) throw new Error(`${imgPath} holds no pixels (${images.dims.join('x')})`);
-  if (labels.dims[0] !== count) {
-    throw new Error(`${which} split has ${count} images but ${labels.dims[0]} labels; the idx files do not belong together`);
-  }
+  if (count === 0 || rows === 0 || cols === 0) throw new MnistError('idx-empty', { file: imgPath, dims: images.dims.join('x') });
+  if (labels.dims[0] !== count) throw new MnistError('idx-count-mismatch', { split: which, images: count, labels: labels.dims[0] });
   for (let i = 0; i < count; i++) {
-    if (labels.data[i] >= classes) throw new Error(`${lblPath} has label ${labels.data[i]} at ${i}, but only ${classes} classes are configured`);
+    if (labels.data[i] >= classes) throw new MnistError('label-out-of-range', { file: lblPath, label: labels.data[i], index: i, classes });
   }
   return subset({ images: images.data, labels: labels.data, count, rows, cols }, opts);
 }
@@ -152,10 +152,9 @@ function subset(split: Split, opts: LoadOptions): Split {
 export async function loadDataset(opts: LoadOptions): Promise<Dataset> {
   const splits = opts.splits || 'both';
   const classes = opts.classes && opts.classes.length ? opts.classes : DIGITS;
-  if (classes.length < 2) throw new Error('a dataset needs at least 2 classes');
+  if (classes.length < 2 || classes.length > 256) throw new MnistError('class-count', { count: classes.length });
   const name = opts.source === 'embedded' ? 'mnist' : opts.source === 'folder' ? path.basename(opts.folder || '') : (opts.url || '');
   const dataset: Dataset = { name, classes };
-  if (classes.length > 256) throw new Error(`${classes.length} classes is too many: labels are bytes, so at most 256`);
   if (splits !== 'test') dataset.train = await readSplit(opts, 'train', classes.length);
   if (splits !== 'train') dataset.test = await readSplit(opts, 'test', classes.length);
   return dataset;

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { MnistError } from './messages';
 import { SplitView, imagesTensor } from './dataset';
 import { LossName, lossFn } from './train';
 
@@ -17,12 +18,12 @@ const nextTick = () => new Promise<void>((r) => setImmediate(r));
 export async function evaluate(
   model: tf.LayersModel, view: SplitView, classes: number, loss: LossName, signal?: AbortSignal, modelAlive?: () => boolean,
 ): Promise<Metrics> {
-  if (view.count === 0) throw new Error('the test split is empty; raise the sample limit of mnist-dataset');
+  if (view.count === 0) throw new MnistError('split-empty');
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   let lossSum = 0;
   for (let lo = 0; lo < view.count; lo += CHUNK) {
-    if (signal?.aborted) throw new Error('evaluation stopped');
-    if (modelAlive && !modelAlive()) throw new Error('the model was freed during evaluation (its mlp-model node ran again or was redeployed)');
+    if (signal?.aborted) throw new MnistError('evaluation-stopped');
+    if (modelAlive && !modelAlive()) throw new MnistError('model-freed-evaluating');
     const hi = Math.min(lo + CHUNK, view.count);
     const [pred, chunkLoss] = tf.tidy(() => {
       // One backend batch per chunk: predict()'s default of 32 would slice it 63 times.

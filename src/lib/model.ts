@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { MnistError, shown } from './messages';
 import { Normalization } from './dataset';
 
 export type Activation = 'relu' | 'tanh' | 'sigmoid' | 'elu' | 'selu' | 'linear';
@@ -32,7 +33,7 @@ export function parseHidden(spec: unknown): number[] {
   const parts = Array.isArray(spec) ? spec : String(spec ?? '').split(/[,\s]+/).filter(Boolean);
   const sizes = parts.map(Number);
   if (!sizes.every((n) => Number.isInteger(n) && n > 0 && n <= 8192)) {
-    throw new Error(`hidden layers "${parts.join(',')}" must be a comma-separated list of whole numbers from 1 to 8192, e.g. 256,64`);
+    throw new MnistError('hidden-invalid', { hidden: parts.join(',') });
   }
   return sizes;
 }
@@ -43,7 +44,7 @@ export function parseHidden(spec: unknown): number[] {
  * tutorial recipe several points of accuracy.
  */
 export function createMlp(opts: MlpOptions): tf.Sequential {
-  if (!ACTIVATIONS.includes(opts.activation)) throw new Error(`activation "${opts.activation}" is not one of ${ACTIVATIONS.join(', ')}`);
+  if (!ACTIVATIONS.includes(opts.activation)) throw new MnistError('option-enum', { name: 'activation', value: shown(opts.activation), values: ACTIVATIONS.join(', ') });
   const model = tf.sequential();
   const sizes = [...opts.hidden, opts.classes];
   let fanIn = opts.inputSize;

@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { MnistError } from './messages';
 import { DIGITS, Normalization } from './dataset';
 import { ModelEntry, ModelMeta } from './model';
 
@@ -83,7 +84,7 @@ export async function saveModel(entry: ModelEntry, folder: string): Promise<Save
     artifacts = a;
     return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
   }));
-  if (!artifacts || !artifacts.modelTopology) throw new Error('the model could not be serialized');
+  if (!artifacts || !artifacts.modelTopology) throw new MnistError('model-not-serializable');
   const weights = weightBytes(artifacts.weightData);
   const modelJson = JSON.stringify({
     modelTopology: artifacts.modelTopology,
@@ -120,19 +121,19 @@ export async function saveModel(entry: ModelEntry, folder: string): Promise<Save
   };
 }
 
-function readJson(file: string, what: string): unknown {
+function readJson(file: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    throw new Error(`cannot read ${what} ${file}: ${(e as Error).message}`);
+    throw new MnistError('file-unreadable', { file, reason: (e as Error).message });
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${what} ${file} is broken: it is not valid JSON (${(e as Error).message}); save the model again`);
+    throw new MnistError('file-not-json', { file, reason: (e as Error).message });
   }
 }
 
@@ -152,10 +153,10 @@ export function takesMnistInput(shape: unknown[]): boolean {
 
 /** A manifest path must stay inside the model's folder (model.json is data, not a licence to read elsewhere). */
 function insideFolder(folder: string, rel: unknown): string {
-  if (typeof rel !== 'string' || rel === '') throw new Error(`model.json in ${folder} lists a weights file without a name; save the model again`);
+  if (typeof rel !== 'string' || rel === '') throw new MnistError('weights-unnamed', { folder });
   const file = path.resolve(folder, rel);
   if (path.relative(folder, file).startsWith('..') || path.isAbsolute(path.relative(folder, file))) {
-    throw new Error(`model.json in ${folder} points to weights outside its folder (${rel}); refusing to read it`);
+    throw new MnistError('weights-outside', { folder, path: rel });
   }
   return file;
 }
@@ -171,20 +172,20 @@ function isNormalization(x: unknown): x is Normalization {
  */
 export async function loadModel(folder: string): Promise<Loaded> {
   const modelFile = path.join(folder, MODEL_FILE);
-  const json = readJson(modelFile, 'model file') as Record<string, any> | undefined;
+  const json = readJson(modelFile) as Record<string, any> | undefined;
   if (json === undefined) {
-    throw new Error(`no saved model in ${folder}: ${MODEL_FILE} not found; save one there with a model-save node (or check the folder)`);
+    throw new MnistError('no-saved-model', { folder });
   }
   if (!json || typeof json !== 'object' || !json.modelTopology || typeof json.modelTopology !== 'object') {
-    throw new Error(`model file ${modelFile} is broken: it has no modelTopology, so it is not a TensorFlow.js layers model; save the model again`);
+    throw new MnistError('model-file-broken', { file: modelFile, reason: 'modelTopology' });
   }
   const manifest = json.weightsManifest;
-  if (!Array.isArray(manifest)) throw new Error(`model file ${modelFile} is broken: it has no weightsManifest; save the model again`);
+  if (!Array.isArray(manifest)) throw new MnistError('model-file-broken', { file: modelFile, reason: 'weightsManifest' });
   const weightSpecs: tf.io.WeightsManifestEntry[] = [];
   const buffers: Buffer[] = [];
   for (const group of manifest) {
     if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
-      throw new Error(`model file ${modelFile} is broken: a weightsManifest entry lacks paths or weights; save the model again`);
+      throw new MnistError('model-file-broken', { file: modelFile, reason: 'weightsManifest[].paths/weights' });
     }
     weightSpecs.push(...group.weights);
     for (const rel of group.paths) {
@@ -192,7 +193,7 @@ export async function loadModel(folder: string): Promise<Loaded> {
       try {
         buffers.push(await fs.promises.readFile(file));
       } catch (e) {
-        throw new Error(`the weights file ${file} named in ${MODEL_FILE} cannot be read (${(e as NodeJS.ErrnoException).code || (e as Error).message}); save the model again`);
+        throw new MnistError('weights-unreadable', { file, reason: (e as NodeJS.ErrnoException).code || (e as Error).message });
       }
     }
   }
@@ -202,21 +203,21 @@ export async function loadModel(folder: string): Promise<Loaded> {
   try {
     model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
   } catch (e) {
-    throw new Error(`model file ${modelFile} is broken: TensorFlow.js cannot build the model from it (${(e as Error).message}); save the model again`);
+    throw new MnistError('model-file-unbuildable', { file: modelFile, reason: (e as Error).message });
   }
 
   try {
     const inputShape = model.inputs[0].shape as unknown[];
     if (model.inputs.length !== 1 || !takesMnistInput(inputShape)) {
-      throw new Error(`the saved model takes ${shapeText(inputShape)} inputs; predict needs a model taking ${PIXELS} (${SIDE}x${SIDE}) values`);
+      throw new MnistError('saved-model-input', { shape: shapeText(inputShape), pixels: PIXELS, side: SIDE });
     }
     const outputShape = model.outputs[0].shape;
     const outputs = Number(outputShape[outputShape.length - 1]);
-    const saved = readJson(path.join(folder, METADATA_FILE), 'metadata file') as Partial<SavedMetadata> | undefined;
+    const saved = readJson(path.join(folder, METADATA_FILE)) as Partial<SavedMetadata> | undefined;
     const classes = Array.isArray(saved?.classes) ? saved!.classes.map(String)
       : outputs === DIGITS.length ? [...DIGITS] : Array.from({ length: outputs }, (_, i) => String(i));
     if (classes.length !== outputs) {
-      throw new Error(`${METADATA_FILE} in ${folder} names ${classes.length} classes but the model has ${outputs} outputs; save the model again`);
+      throw new MnistError('saved-model-classes', { folder, classes: classes.length, outputs });
     }
     const meta: ModelMeta = {
       classes,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { MnistError, at, shown } from './messages';
 import { ModelEntry } from './model';
 import { DEFAULT_IMAGE_LIMITS, ImageLimits, preprocessImage } from './image';
 
@@ -14,7 +15,7 @@ const MAX_BATCH = 100000;
 
 function checkNumber(v: unknown, where: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new Error(`${where} is ${typeof v === 'number' ? v : JSON.stringify(v)?.slice(0, 20)}; pixel values must be finite numbers (0-255 or 0-1)`);
+    throw new MnistError('pixel-not-finite', { where, value: typeof v === 'number' ? v : shown(v, 20) });
   }
   return v;
 }
@@ -40,16 +41,16 @@ export function arrayInputs(payload: unknown, rows: number, cols: number): { pix
   const one = flatten(payload, rows, cols, 'msg.payload');
   if (one) return { pixels: [toUnit(one)], batch: false };
   const arr = Array.from(payload as ArrayLike<unknown>);
-  if (arr.length === 0) throw new Error('msg.payload is an empty array; send one image (784 numbers or 28x28) or a batch of them');
+  if (arr.length === 0) throw new MnistError('payload-empty-array', { pixels: rows * cols, rows, cols });
   const isArray = (x: unknown) => Array.isArray(x) || (ArrayBuffer.isView(x) && !Buffer.isBuffer(x));
   if (arr.every((x) => typeof x === 'number')) {
-    throw new Error(`msg.payload has ${arr.length} numbers; one image needs ${rows * cols} (or ${rows}x${cols} nested arrays)`);
+    throw new MnistError('payload-wrong-length', { count: arr.length, pixels: rows * cols, rows, cols });
   }
-  if (arr.length > MAX_BATCH) throw new Error(`msg.payload holds ${arr.length} images; send at most ${MAX_BATCH} per message`);
+  if (arr.length > MAX_BATCH) throw new MnistError('batch-too-big', { count: arr.length, max: MAX_BATCH });
   if (!arr.every(isArray)) return null; // e.g. a batch of encoded images
   const pixels = arr.map((x, i) => {
     const img = flatten(x, rows, cols, `msg.payload[${i}]`);
-    if (!img) throw new Error(`msg.payload[${i}] is not an image of ${rows * cols} numbers or ${rows}x${cols} nested arrays`);
+    if (!img) throw new MnistError('not-number-image', { where: `msg.payload[${i}]`, pixels: rows * cols, rows, cols });
     return toUnit(img);
   });
   return { pixels, batch: true };
@@ -110,11 +111,11 @@ export async function decodeInputs(
 ): Promise<DecodedInputs> {
   const { rows, cols } = opts;
   const image = async (x: Buffer | string, where: string) => {
-    if (rows !== 28 || cols !== 28) throw new Error(`images become 28x28 inputs but this model takes ${rows}x${cols}; send ${rows * cols} numbers instead`);
+    if (rows !== 28 || cols !== 28) throw new MnistError('image-model-shape', { rows, cols, pixels: rows * cols });
     try {
       return await preprocessImage(x, { preprocess: opts.preprocess, limits: opts.limits ?? DEFAULT_IMAGE_LIMITS });
     } catch (e) {
-      throw new Error(`${where}: ${(e as Error).message}`);
+      throw at(where, e);
     }
   };
   if (Buffer.isBuffer(payload) || typeof payload === 'string') {
@@ -124,12 +125,12 @@ export async function decodeInputs(
   const arrays = arrayInputs(payload, rows, cols);
   if (arrays) return { pixels: arrays.pixels, pngs: arrays.pixels.map(() => null), batch: arrays.batch };
   if (!Array.isArray(payload)) {
-    throw new Error(`msg.payload must be an image (Buffer, data URL or base64 string), ${rows * cols} numbers, ${rows}x${cols} nested arrays, a batch of those, or a dataset split handle`);
+    throw new MnistError('payload-kind', { pixels: rows * cols, rows, cols });
   }
   // A batch with at least one encoded image (arrayInputs took all-number batches).
   const out: DecodedInputs = { pixels: [], pngs: [], batch: true };
   for (let i = 0; i < payload.length; i++) {
-    if (opts.signal?.aborted) throw new Error('prediction stopped: the node was closed');
+    if (opts.signal?.aborted) throw new MnistError('predict-stopped');
     const x = payload[i];
     if (Buffer.isBuffer(x) || typeof x === 'string') {
       const r = await image(x, `msg.payload[${i}]`);
@@ -137,11 +138,11 @@ export async function decodeInputs(
       out.pngs.push(r.png);
     } else if (isNumberImage(x)) {
       const one = arrayInputs(x, rows, cols);
-      if (!one || one.batch) throw new Error(`msg.payload[${i}] is not an image of ${rows * cols} numbers or ${rows}x${cols} nested arrays`);
+      if (!one || one.batch) throw new MnistError('not-number-image', { where: `msg.payload[${i}]`, pixels: rows * cols, rows, cols });
       out.pixels.push(one.pixels[0]);
       out.pngs.push(null);
     } else {
-      throw new Error(`msg.payload[${i}] is ${x === null ? 'null' : typeof x}; each item of a batch must be an image (Buffer, data URL or base64 string) or ${rows * cols} numbers`);
+      throw new MnistError('batch-item-kind', { where: `msg.payload[${i}]`, type: x === null ? 'null' : typeof x, pixels: rows * cols });
     }
   }
   return out;
@@ -153,7 +154,7 @@ export function classify(entry: ModelEntry, images: Float32Array[], opts: { thre
   const norm = entry.meta.normalization;
   const floats = new Float32Array(images.length * size);
   images.forEach((img, i) => {
-    if (img.length !== size) throw new Error(`the model takes ${size} inputs but an image has ${img.length} values`);
+    if (img.length !== size) throw new MnistError('image-size-mismatch', { inputs: size, values: img.length });
     for (let j = 0; j < size; j++) floats[i * size + j] = norm ? (img[j] - norm.mean) / norm.std : img[j];
   });
   const probs = probabilities(entry.model, floats, images.length);

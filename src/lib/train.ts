@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { SplitView, imagesTensor } from './dataset';
+import { MnistError, Params } from './messages';
 import { permutation, rng } from './random';
 
 export type OptimizerName = 'sgd' | 'adam';
@@ -38,33 +39,6 @@ export interface TrainHooks {
   signal?: AbortSignal;
   /** Checked between batches: false when the model was freed under us (its node closed). */
   modelAlive?: () => boolean;
-}
-
-/** Validates and completes options: flows written by hand or by tools may omit or mistype any. */
-export function trainOptions(...sources: Array<Partial<Record<keyof TrainOptions, unknown>> | undefined>): TrainOptions {
-  const merged: Record<string, unknown> = { ...TRAIN_DEFAULTS };
-  // Only the known options: a message may carry anything, even an own "__proto__" key.
-  for (const s of sources) {
-    for (const [k, v] of Object.entries(s || {})) if (Object.hasOwn(TRAIN_DEFAULTS, k) && v !== undefined && v !== '' && v !== null) merged[k] = v;
-  }
-  const num = (k: string, ok: (n: number) => boolean, hint: string) => {
-    const n = Number(merged[k]);
-    if (!Number.isFinite(n) || !ok(n)) throw new Error(`${k} ${JSON.stringify(merged[k])} is invalid: ${hint}`);
-    return n;
-  };
-  const opts: TrainOptions = {
-    epochs: num('epochs', (n) => Number.isInteger(n) && n >= 1 && n <= 1000, 'use a whole number from 1 to 1000'),
-    batchSize: num('batchSize', (n) => Number.isInteger(n) && n >= 1 && n <= 65536, 'use a whole number from 1 to 65536'),
-    learningRate: num('learningRate', (n) => n > 0 && n <= 100, 'use a positive number such as 0.005'),
-    momentum: num('momentum', (n) => n >= 0 && n < 1, 'use a number from 0 (none) to below 1, such as 0.9'),
-    seed: num('seed', Number.isInteger, 'use a whole number'),
-    optimizer: merged.optimizer as OptimizerName,
-    loss: merged.loss as LossName,
-    shuffle: merged.shuffle !== false && merged.shuffle !== 'false',
-  };
-  if (opts.optimizer !== 'sgd' && opts.optimizer !== 'adam') throw new Error(`optimizer ${JSON.stringify(merged.optimizer)} is invalid: use "sgd" or "adam"`);
-  if (opts.loss !== 'mse' && opts.loss !== 'crossentropy') throw new Error(`loss ${JSON.stringify(merged.loss)} is invalid: use "mse" or "crossentropy"`);
-  return opts;
 }
 
 function makeOptimizer(o: TrainOptions): tf.Optimizer {
@@ -110,7 +84,7 @@ function snapshot(model: tf.LayersModel): tf.Tensor[] {
  */
 export async function train(model: tf.LayersModel, view: SplitView, classes: number, options: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   const n = view.count;
-  if (n === 0) throw new Error('the training split is empty; raise the sample limit of mnist-dataset');
+  if (n === 0) throw new MnistError('split-empty');
   const batchSize = Math.min(options.batchSize, n);
   const batches = Math.ceil(n / batchSize);
   const history: History = { loss: [], epochs: [], batchesPerEpoch: batches };
@@ -124,10 +98,9 @@ export async function train(model: tf.LayersModel, view: SplitView, classes: num
   // the model is never left full of NaN (the error says so).
   let saved: tf.Tensor[] = [];
   let firstLoss: number | undefined;
-  const diverged = (what: string, epoch: number) => {
+  const diverged = (code: string, params: Params) => {
     model.setWeights(saved);
-    return new Error(`training diverged: ${what} at epoch ${epoch}; the model's weights were put back as they were before epoch ${epoch}. `
-      + `Use a smaller learning rate (now ${options.learningRate}${options.optimizer === 'sgd' ? ', e.g. 0.005' : ', e.g. 0.001'})`);
+    return new MnistError(code, { ...params, lr: options.learningRate, suggested: Number((options.learningRate / 10).toPrecision(2)) });
   };
   try {
     for (let epoch = 1; epoch <= options.epochs && !stopped; epoch++) {
@@ -139,7 +112,7 @@ export async function train(model: tf.LayersModel, view: SplitView, classes: num
       let seen = 0;
       for (let b = 0; b < batches; b++) {
         if (hooks.signal?.aborted) { stopped = true; break; }
-        if (hooks.modelAlive && !hooks.modelAlive()) throw new Error('the model was freed during training (its mlp-model node ran again or was redeployed)');
+        if (hooks.modelAlive && !hooks.modelAlive()) throw new MnistError('model-freed-training');
         const lo = b * batchSize;
         const hi = Math.min(lo + batchSize, n);
         const lossValue = tf.tidy(() => {
@@ -149,10 +122,10 @@ export async function train(model: tf.LayersModel, view: SplitView, classes: num
           const loss = optimizer.minimize(() => lossFn(options.loss, y, model.apply(x, { training: true }) as tf.Tensor), true) as tf.Scalar;
           return loss.dataSync()[0];
         });
-        if (!Number.isFinite(lossValue)) throw diverged(`the loss became ${lossValue} in batch ${b + 1}`, epoch);
+        if (!Number.isFinite(lossValue)) throw diverged('diverged-loss', { value: lossValue, batch: b + 1, epoch });
         firstLoss ??= Math.max(lossValue, 1e-3);
         if (lossValue > RUNAWAY * firstLoss) {
-          throw diverged(`the loss grew from ${firstLoss.toPrecision(3)} to ${lossValue.toPrecision(3)} in batch ${b + 1}`, epoch);
+          throw diverged('diverged-runaway', { from: firstLoss.toPrecision(3), to: lossValue.toPrecision(3), batch: b + 1, epoch });
         }
         history.loss.push(lossValue);
         epochLoss += lossValue * (hi - lo);
@@ -163,7 +136,7 @@ export async function train(model: tf.LayersModel, view: SplitView, classes: num
       }
       if (seen > 0) {
         // The last update of an epoch can overflow the weights without any loss showing it yet.
-        if (!weightsFinite(model)) throw diverged('the weights became NaN or infinite', epoch);
+        if (!weightsFinite(model)) throw diverged('diverged-weights', { epoch });
         const record = { epoch, loss: epochLoss / seen, seconds: (Date.now() - epochStart) / 1000 };
         history.epochs.push(record);
         hooks.onEpoch?.(record, options.epochs);

@@ -1,47 +1,37 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { SplitView } from '../lib/dataset';
+import { MnistError } from '../lib/messages';
 import { ModelEntry } from '../lib/model';
 import * as registry from '../lib/registry';
-import { TrainResult, train, trainOptions } from '../lib/train';
-import { attach, needDataset, num, checkFit } from './common';
-
-interface Config extends NodeDef {
-  optimizer?: string; loss?: string; learningRate?: string; momentum?: string; batchSize?: string;
-  epochs?: string; shuffle?: boolean | string; seed?: string; progressEvery?: string;
-}
+import { TrainResult, train } from '../lib/train';
+import { attach, checkFit, needDataset, needSplit, options } from './common';
 
 export = (RED: NodeAPI) => {
-  function SgdTrainNode(this: Node, config: Config) {
+  function SgdTrainNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
     attach(RED, node, {
       stoppable: true,
       async run({ msg, signal, status, send, backend }) {
         const ds = needDataset(msg);
-        if (!ds.train) throw new Error('msg.dataset.train is missing: set mnist-dataset to load the train split');
-        const view = registry.resolve<SplitView>(ds.train, 'split', 'msg.dataset.train');
+        const view = needSplit(msg, 'train');
         const entry = registry.resolve<ModelEntry>(msg.model, 'model');
         checkFit(entry, view, ds.classes.length);
         if (msg.train !== undefined && (typeof msg.train !== 'object' || msg.train === null || Array.isArray(msg.train))) {
-          throw new Error('msg.train must be an object such as { epochs: 3, learningRate: 0.005 }');
+          throw new MnistError('train-not-object');
         }
-        const options = trainOptions({
-          optimizer: config.optimizer, loss: config.loss, learningRate: config.learningRate, momentum: config.momentum,
-          batchSize: config.batchSize, epochs: config.epochs, shuffle: config.shuffle, seed: config.seed,
-        }, msg.train);
-        const every = num(config.progressEvery, 10);
-        const release = registry.acquire(msg.model, `training in ${node.id}`);
+        const { progressEvery: every, ...trainOptions } = options('sgd-train', config, msg);
+        const release = registry.acquire(msg.model, node.id);
         const handle = msg.model;
         let result: TrainResult;
         try {
-          status(`${backend} · epoch 1/${options.epochs}`);
-          result = await train(entry.model, view, ds.classes.length, options, {
+          status('sgd-train.status.start', { backend, epochs: trainOptions.epochs });
+          result = await train(entry.model, view, ds.classes.length, trainOptions, {
             signal,
             modelAlive: () => registry.isAlive(handle),
             onBatch: (p) => {
               const step = (p.epoch - 1) * p.batches + p.batch;
               if (every > 0 && (step % every === 0 || p.batch === p.batches)) {
-                status(`${backend} · epoch ${p.epoch}/${p.epochs} · loss ${p.loss.toFixed(3)}`);
+                status('sgd-train.status.progress', { backend, epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(3) });
                 send([null, { topic: 'loss', payload: { epoch: p.epoch, batch: p.batch, batches: p.batches, step, loss: p.loss } }]);
               }
             },
@@ -50,7 +40,7 @@ export = (RED: NodeAPI) => {
           release();
         }
         entry.meta.normalization = view.normalization;
-        entry.meta.training = { ...options, dataset: ds.name, samples: view.count, seconds: result.seconds, backend, stopped: result.stopped };
+        entry.meta.training = { ...trainOptions, dataset: ds.name, samples: view.count, seconds: result.seconds, backend, stopped: result.stopped };
         msg.history = result.history;
         msg.payload = {
           loss: result.finalLoss, seconds: result.seconds, samplesPerSecond: Math.round(result.samplesPerSecond),
@@ -58,9 +48,9 @@ export = (RED: NodeAPI) => {
         };
         return [msg, null];
       },
-      doneText: (out) => {
+      doneText: (out, { t }) => {
         const p = (out as [{ payload: { loss: number; seconds: number; stopped: boolean } }])[0].payload;
-        return `${p.stopped ? 'stopped · ' : ''}loss ${p.loss.toFixed(3)} · ${p.seconds.toFixed(1)} s`;
+        return t(p.stopped ? 'sgd-train.status.stopped' : 'sgd-train.status.done', { loss: p.loss.toFixed(3), seconds: p.seconds.toFixed(1) });
       },
     });
   }
