@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { MnistError } from './messages';
 import { SplitView, imagesTensor } from './dataset';
-import { LossName, lossFn } from './train';
+import { lossFn } from './engine/tfjs';
+import { LossName } from './engine/types';
 
 export interface Metrics {
   accuracy: number;

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { MnistError, shown } from './messages';
 import { Normalization } from './dataset';
+import { buildModel } from './engine/spec';
+import { ACTIVATIONS, Activation, LayerSpec } from './engine/types';
 
-export type Activation = 'relu' | 'tanh' | 'sigmoid' | 'elu' | 'selu' | 'linear';
-export const ACTIVATIONS: Activation[] = ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'linear'];
 
 export interface MlpOptions {
   inputSize: number;
@@ -38,29 +38,14 @@ export function parseHidden(spec: unknown): number[] {
   return sizes;
 }
 
-/**
- * The tutorial's network: Linear layers with ReLU between, logits out. Weights AND biases start
- * uniform in +-1/sqrt(fan_in) like PyTorch's nn.Linear; tfjs's glorot/zeros default costs the
- * tutorial recipe several points of accuracy.
- */
+/** The tutorial's network: Linear layers with the activation between, logits out (PyTorch's initialisation). */
 export function createMlp(opts: MlpOptions): tf.Sequential {
   if (!ACTIVATIONS.includes(opts.activation)) throw new MnistError('option-enum', { name: 'activation', value: shown(opts.activation), values: ACTIVATIONS.join(', ') });
-  const model = tf.sequential();
-  const sizes = [...opts.hidden, opts.classes];
-  let fanIn = opts.inputSize;
-  sizes.forEach((units, i) => {
-    const bound = 1 / Math.sqrt(fanIn);
-    const init = (k: number) => tf.initializers.randomUniform({ minval: -bound, maxval: bound, seed: opts.seed * 1000 + 2 * i + k });
-    model.add(tf.layers.dense({
-      units,
-      inputShape: i === 0 ? [opts.inputSize] : undefined,
-      activation: i === sizes.length - 1 ? 'linear' : opts.activation,
-      kernelInitializer: init(0),
-      biasInitializer: init(1),
-    }));
-    fanIn = units;
-  });
-  return model;
+  const layers: LayerSpec[] = [
+    ...opts.hidden.map((units) => ({ kind: 'dense' as const, units, activation: opts.activation })),
+    { kind: 'dense', units: opts.classes, activation: 'linear' },
+  ];
+  return buildModel({ inputShape: [opts.inputSize, 1, 1], layers }, opts.seed);
 }
 
 export function parameterCount(model: tf.LayersModel): number {

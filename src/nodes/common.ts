@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
 import { initBackend } from '../lib/backend';
+import { STOP } from '../lib/engine/run';
 import { SplitView } from '../lib/dataset';
 import { MnistError, Params, message } from '../lib/messages';
 import { ModelEntry, describe } from '../lib/model';
@@ -111,7 +112,7 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
   node.on('input', (msg: Msg, send: Send, done: Done) => {
     if (runner.stoppable && msg.stop === true) {
       if (running) {
-        running.controller.abort();
+        running.controller.abort(STOP);
         node.status({ fill: 'yellow', shape: 'ring', text: t('status.stopping') });
       } else {
         node.warn(t('warnings.nothing-to-stop'));

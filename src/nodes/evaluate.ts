@@ -2,7 +2,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { evaluate } from '../lib/metrics';
 import { ModelEntry } from '../lib/model';
 import * as registry from '../lib/registry';
-import { LossName } from '../lib/train';
+import { LossName } from '../lib/engine/types';
 import { attach, checkFit, needDataset, needSplit, options } from './common';
 
 export = (RED: NodeAPI) => {

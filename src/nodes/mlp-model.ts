@@ -1,7 +1,8 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { DIGITS, SplitView } from '../lib/dataset';
 import { MnistError } from '../lib/messages';
-import { Activation, createMlp, parseHidden } from '../lib/model';
+import { Activation } from '../lib/engine/types';
+import { createMlp, parseHidden } from '../lib/model';
 import * as registry from '../lib/registry';
 import { attach, modelHandle, needDataset, options } from './common';
 

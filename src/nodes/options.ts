@@ -3,7 +3,7 @@
 // from these tables, and test/options.spec.ts keeps each editor's `defaults` equal to them.
 import { DEFAULT_IMAGE_LIMITS } from '../lib/image';
 import { MnistError, shown } from '../lib/messages';
-import { TRAIN_DEFAULTS } from '../lib/train';
+import { TRAIN_DEFAULTS } from '../lib/engine/types';
 
 interface Base { msg?: string }
 export type Option = Base & (

@@ -6,12 +6,15 @@ import { TrainResult, train } from '../lib/train';
 import { attach, checkFit, needDataset, needSplit, options } from './common';
 
 export = (RED: NodeAPI) => {
+  const settings = RED.settings as unknown as { mnistBackend?: string };
+  // "The native engine is not installed here, so training runs on wasm" is said once per process.
+  let fallbackSaid = false;
   function SgdTrainNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
     attach(RED, node, {
       stoppable: true,
-      async run({ msg, signal, status, send, backend }) {
+      async run({ msg, signal, status, send, t }) {
         const ds = needDataset(msg);
         const view = needSplit(msg, 'train');
         const entry = registry.resolve<ModelEntry>(msg.model, 'model');
@@ -24,14 +27,24 @@ export = (RED: NodeAPI) => {
         const handle = msg.model;
         let result: TrainResult;
         try {
-          status('sgd-train.status.start', { backend, epochs: trainOptions.epochs });
+          status('sgd-train.status.starting');
+          let engine = '';
           result = await train(entry.model, view, ds.classes.length, trainOptions, {
             signal,
+            backend: settings.mnistBackend,
             modelAlive: () => registry.isAlive(handle),
+            onEngine: (e) => {
+              engine = e.name;
+              if (e.fallback && !fallbackSaid) {
+                fallbackSaid = true;
+                node.log(t(`errors.${e.fallback.code}`, e.fallback.params));
+              }
+              status('sgd-train.status.start', { engine, epochs: trainOptions.epochs });
+            },
             onBatch: (p) => {
               const step = (p.epoch - 1) * p.batches + p.batch;
               if (every > 0 && (step % every === 0 || p.batch === p.batches)) {
-                status('sgd-train.status.progress', { backend, epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(3) });
+                status('sgd-train.status.progress', { engine, epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(3) });
                 send([null, { topic: 'loss', payload: { epoch: p.epoch, batch: p.batch, batches: p.batches, step, loss: p.loss } }]);
               }
             },
@@ -40,11 +53,11 @@ export = (RED: NodeAPI) => {
           release();
         }
         entry.meta.normalization = view.normalization;
-        entry.meta.training = { ...trainOptions, dataset: ds.name, samples: view.count, seconds: result.seconds, backend, stopped: result.stopped };
+        entry.meta.training = { ...trainOptions, dataset: ds.name, samples: view.count, seconds: result.seconds, engine: result.engine, stopped: result.stopped };
         msg.history = result.history;
         msg.payload = {
           loss: result.finalLoss, seconds: result.seconds, samplesPerSecond: Math.round(result.samplesPerSecond),
-          epochs: result.history.epochs.length, backend, stopped: result.stopped,
+          epochs: result.history.epochs.length, engine: result.engine, threads: result.threads, stopped: result.stopped,
         };
         return [msg, null];
       },
