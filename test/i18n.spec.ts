@@ -88,7 +88,11 @@ describe('i18n: catalogs in every language', () => {
       assert.ok(keys.length > 0, `nodes/${type}.html has no translated text`);
       for (const lang of LANGS) {
         const known = new Map([...leaves(read(lang, 'common.json')), ...leaves(read(lang, `${type}.json`))]);
-        for (const key of keys) assert.ok(known.has(key), `${lang}: nodes/${type}.html uses "${key}" but ${type}.json lacks it`);
+        for (const key of keys) {
+          // A key ending in "." is completed at run time ('plot.short.' + kind): its group must exist.
+          const found = key.endsWith('.') ? [...known.keys()].some((k) => k.startsWith(key)) : known.has(key);
+          assert.ok(found, `${lang}: nodes/${type}.html uses "${key}" but ${type}.json lacks it`);
+        }
       }
     }
   });
