@@ -56,7 +56,7 @@ describe('options: editor defaults and bounds equal the runtime\'s', () => {
             assert.ok(validate, `${type}.${name} has no validator`);
             for (const value of [definition.defaults[name].value, ...probes(o)]) {
               const runtimeOk = (() => { try { parseOption(name, o, value); return true; } catch { return false; } })();
-              const verdict = validate.call(node, value, {});
+              const verdict: unknown = validate.call(node, value, {});
               assert.equal(verdict === true, runtimeOk, `${type}.${name} = ${JSON.stringify(value)}: the editor says ${JSON.stringify(verdict)}, the runtime ${runtimeOk ? 'accepts' : 'refuses'} it`);
               if (!runtimeOk) {
                 assert.equal(typeof verdict, 'string', `${type}.${name} = ${JSON.stringify(value)}: no reason given`);
