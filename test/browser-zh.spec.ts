@@ -87,6 +87,14 @@ describe('in the browser, in Chinese: palette, edit dialog, help and statuses', 
     assert.equal(await tray.locator('#node-input-limit').getAttribute('placeholder'), t('mnist-dataset.placeholder.limit'));
     assert.equal((await tray.locator('#node-input-source option[value="embedded"]').innerText()).trim(), t('mnist-dataset.source.embedded'));
     assert.ok((await tray.innerText()).includes(t('mnist-dataset.hint.allowMsgPath')));
+    // A limit the runtime would refuse shows red at once.
+    const limit = tray.locator('#node-input-limit');
+    await limit.fill('');
+    await limit.pressSequentially('-1'); // Node-RED validates on keyup
+    await editor.waitForFunction(() => document.querySelector('#node-input-limit')?.classList.contains('input-error'), null, { timeout: 5000 });
+    await limit.fill('');
+    await limit.pressSequentially(String(LIMIT));
+    await editor.waitForFunction(() => !document.querySelector('#node-input-limit')?.classList.contains('input-error'), null, { timeout: 5000 });
     await editor.waitForTimeout(300); // the tray slides in
     await shot('zh-02-edit-mnist-dataset');
     await editor.locator('#node-dialog-cancel').click();
