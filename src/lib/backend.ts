@@ -6,6 +6,16 @@ export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
 let chosen: Promise<string> | undefined;
+let broken: string | undefined;
+
+/**
+ * A WebAssembly trap (out-of-bounds memory, say) leaves the backend in an unknown state: from
+ * then on work is refused with a clear error instead of giving wrong answers. (Training runs in
+ * its own thread and cannot cause this; the memory budget keeps evaluation and prediction from it.)
+ */
+export function noteFailure(e: unknown): void {
+  if (e instanceof WebAssembly.RuntimeError) broken = e.message;
+}
 
 /** Loads a backend's package; false when it is not installed or cannot load here. */
 function load(name: BackendName): boolean {
@@ -37,6 +47,7 @@ async function activate(name: BackendName): Promise<boolean> {
  * promise, so the choice is made and logged once.
  */
 export function initBackend(preferred?: string, log: (key: string, params?: Params) => void = (k, p) => console.log(message(k, p))): Promise<string> {
+  if (broken) return Promise.reject(new MnistError('backend-broken', { reason: broken }));
   if (!chosen) {
     chosen = (async () => {
       const wish = (preferred || process.env.MNIST_TF_BACKEND || '').trim();

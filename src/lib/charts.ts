@@ -30,6 +30,9 @@ const CONFIG = {
   view: { stroke: null },
 };
 
+/** Beyond this a confusion matrix has more cells than a picture can show (and takes seconds to draw). */
+export const MAX_CHART_CLASSES = 100;
+
 // Nothing in a chart should ever be fetched: data is inline and images are data: URLs.
 const refuse = async (uri: string): Promise<never> => {
   throw new Error(`charts: refusing to load external resource ${String(uri).slice(0, 60)}`);
@@ -285,6 +288,7 @@ export async function lossCurve(history: History, opts: ChartOptions = {}): Prom
 /** Heatmap, rows = true class, columns = predicted class, with the count written in each cell. */
 export async function confusionMatrix(matrix: number[][], opts: ChartOptions & { classNames?: string[] } = {}): Promise<Rendered> {
   if (!Array.isArray(matrix) || matrix.length === 0) throw new MnistError('confusion-empty');
+  if (matrix.length > MAX_CHART_CLASSES) throw new MnistError('chart-too-many-classes', { classes: matrix.length, max: MAX_CHART_CLASSES });
   const n = matrix.length;
   matrix.forEach((row, i) => {
     if (!Array.isArray(row) || row.length !== n) throw new MnistError('confusion-not-square', { row: i, entries: Array.isArray(row) ? row.length : 0, expected: n });
@@ -322,6 +326,7 @@ export async function confusionMatrix(matrix: number[][], opts: ChartOptions & {
 /** One bar per class, accuracy on a fixed 0..1 axis so charts from different runs compare. */
 export async function perClassAccuracy(accuracy: number[], opts: ChartOptions & { classNames?: string[] } = {}): Promise<Rendered> {
   if (!Array.isArray(accuracy) || accuracy.length === 0) throw new MnistError('perclass-empty');
+  if (accuracy.length > MAX_CHART_CLASSES) throw new MnistError('chart-too-many-classes', { classes: accuracy.length, max: MAX_CHART_CLASSES });
   accuracy.forEach((a, i) => { if (!Number.isFinite(a) || a < 0 || a > 1) throw new MnistError('perclass-entry', { index: i, value: shown(a) }); });
   checkClassNames(opts.classNames, accuracy.length);
   const names = accuracy.map((_, k) => nameOf(opts.classNames, k));

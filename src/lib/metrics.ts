@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { MnistError } from './messages';
 import { SplitView, imagesTensor } from './dataset';
+import { inferenceChunk } from './engine/budget';
 import { lossFn } from './engine/tfjs';
+import { activationsPerSample } from './model';
 import { LossName } from './engine/types';
 
 export interface Metrics {
@@ -17,15 +19,16 @@ const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
 /** Accuracy, loss, per-class accuracy and the confusion matrix, in chunks that bound memory. */
 export async function evaluate(
-  model: tf.LayersModel, view: SplitView, classes: number, loss: LossName, signal?: AbortSignal, modelAlive?: () => boolean,
+  model: tf.LayersModel, view: SplitView, classes: number, loss: LossName, signal?: AbortSignal, modelAlive?: () => boolean, limitMB?: number,
 ): Promise<Metrics> {
+  const chunk = inferenceChunk(activationsPerSample(model), CHUNK, limitMB);
   if (view.count === 0) throw new MnistError('split-empty');
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   let lossSum = 0;
-  for (let lo = 0; lo < view.count; lo += CHUNK) {
+  for (let lo = 0; lo < view.count; lo += chunk) {
     if (signal?.aborted) throw new MnistError('evaluation-stopped');
     if (modelAlive && !modelAlive()) throw new MnistError('model-freed-evaluating');
-    const hi = Math.min(lo + CHUNK, view.count);
+    const hi = Math.min(lo + chunk, view.count);
     const [pred, chunkLoss] = tf.tidy(() => {
       // One backend batch per chunk: predict()'s default of 32 would slice it 63 times.
       const logits = model.predict(imagesTensor(view, lo, hi), { batchSize: hi - lo }) as tf.Tensor;

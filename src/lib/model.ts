@@ -28,12 +28,16 @@ export interface ModelEntry {
   meta: ModelMeta;
 }
 
+/** Deeper MLPs do not train with plain SGD here anyway; the bound keeps a typo from building 5000 layers. */
+export const MAX_HIDDEN_LAYERS = 16;
+export const MAX_UNITS = 8192;
+
 /** "256,64" or [256, 64] -> [256, 64], with a clear error for anything else. */
 export function parseHidden(spec: unknown): number[] {
   const parts = Array.isArray(spec) ? spec : String(spec ?? '').split(/[,\s]+/).filter(Boolean);
   const sizes = parts.map(Number);
-  if (!sizes.every((n) => Number.isInteger(n) && n > 0 && n <= 8192)) {
-    throw new MnistError('hidden-invalid', { hidden: parts.join(',') });
+  if (sizes.length > MAX_HIDDEN_LAYERS || !sizes.every((n) => Number.isInteger(n) && n > 0 && n <= MAX_UNITS)) {
+    throw new MnistError('hidden-invalid', { hidden: shown(parts.join(','), 60), layers: MAX_HIDDEN_LAYERS, units: MAX_UNITS });
   }
   return sizes;
 }
@@ -46,6 +50,12 @@ export function createMlp(opts: MlpOptions): tf.Sequential {
     { kind: 'dense', units: opts.classes, activation: 'linear' },
   ];
   return buildModel({ inputShape: [opts.inputSize, 1, 1], layers }, opts.seed);
+}
+
+/** Floats one sample occupies across a model: its input and every layer's output. */
+export function activationsPerSample(model: tf.LayersModel): number {
+  const size = (shape: unknown[]) => shape.slice(1).reduce<number>((a, d) => a * Number(d), 1);
+  return size(model.inputs[0].shape) + model.layers.reduce((sum, l) => sum + size(l.outputShape as unknown[]), 0);
 }
 
 export function parameterCount(model: tf.LayersModel): number {

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { inferenceChunk } from './engine/budget';
 import { MnistError, at, shown } from './messages';
+import { activationsPerSample } from './model';
 import { ModelEntry } from './model';
 import { DEFAULT_IMAGE_LIMITS, ImageLimits, preprocessImage } from './image';
 
@@ -17,6 +19,8 @@ function checkNumber(v: unknown, where: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) {
     throw new MnistError('pixel-not-finite', { where, value: typeof v === 'number' ? v : shown(v, 20) });
   }
+  // 0-1 or 0-255 are the forms the help promises; anything else would be a confident wrong answer.
+  if (v < 0 || v > 255) throw new MnistError('pixel-out-of-range', { where, value: v });
   return v;
 }
 
@@ -78,14 +82,26 @@ function endsInSoftmax(model: tf.LayersModel): boolean {
   return cfg?.activation === 'softmax' || last?.getClassName() === 'Softmax';
 }
 
-/** Class probabilities for n inputs: the models here output logits, so softmax unless the model did. */
-function probabilities(model: tf.LayersModel, floats: Float32Array, n: number): Float32Array {
-  const shape = [n, ...model.inputs[0].shape.slice(1).map(Number)];
-  return tf.tidy(() => {
-    // predict() would otherwise cut the input into batches of 32: 25x slower for 10k images.
-    const out = model.predict(tf.tensor(floats, shape), { batchSize: Math.max(n, 1) }) as tf.Tensor;
-    return (endsInSoftmax(model) ? out : tf.softmax(out)).dataSync() as Float32Array;
-  });
+/**
+ * Class probabilities for n inputs: the models here output logits, so softmax unless the model
+ * did. In chunks that fit the memory budget, each one backend batch (predict()'s default of 32
+ * would be 25x slower for 10k images).
+ */
+function probabilities(model: tf.LayersModel, floats: Float32Array, n: number, limitMB?: number): Float32Array {
+  const dims = model.inputs[0].shape.slice(1).map(Number);
+  const size = dims.reduce((a, b) => a * b, 1);
+  const chunk = inferenceChunk(activationsPerSample(model), 10000, limitMB);
+  let out: Float32Array | undefined;
+  for (let lo = 0; lo < n; lo += chunk) {
+    const hi = Math.min(lo + chunk, n);
+    const probs = tf.tidy(() => {
+      const logits = model.predict(tf.tensor(floats.subarray(lo * size, hi * size), [hi - lo, ...dims]), { batchSize: hi - lo }) as tf.Tensor;
+      return (endsInSoftmax(model) ? logits : tf.softmax(logits)).dataSync() as Float32Array;
+    });
+    out ??= new Float32Array(n * (probs.length / (hi - lo)));
+    out.set(probs, lo * (probs.length / (hi - lo)));
+  }
+  return out ?? new Float32Array(0);
 }
 
 export interface DecodedInputs {
@@ -149,7 +165,7 @@ export async function decodeInputs(
 }
 
 /** Softmax over the model for [0,1] pixel images, with the model's own normalization applied. */
-export function classify(entry: ModelEntry, images: Float32Array[], opts: { threshold?: number; topK?: number } = {}): Prediction[] {
+export function classify(entry: ModelEntry, images: Float32Array[], opts: { threshold?: number; topK?: number; limitMB?: number } = {}): Prediction[] {
   const size = inputSize(entry.model);
   const norm = entry.meta.normalization;
   const floats = new Float32Array(images.length * size);
@@ -157,7 +173,7 @@ export function classify(entry: ModelEntry, images: Float32Array[], opts: { thre
     if (img.length !== size) throw new MnistError('image-size-mismatch', { inputs: size, values: img.length });
     for (let j = 0; j < size; j++) floats[i * size + j] = norm ? (img[j] - norm.mean) / norm.std : img[j];
   });
-  const probs = probabilities(entry.model, floats, images.length);
+  const probs = probabilities(entry.model, floats, images.length, opts.limitMB);
   const k = Math.max(1, Math.min(opts.topK ?? 3, entry.meta.classes.length));
   const classes = probs.length / images.length;
   return images.map((_, i) => {

@@ -3,6 +3,7 @@
 // so predict, evaluate, plot and model-save never care which engine trained it.
 import * as tf from '@tensorflow/tfjs';
 import { SplitView } from './dataset';
+import { checkTraining } from './engine/budget';
 import { EnginePreference } from './engine/pick';
 import { RunHooks, runInWorker } from './engine/run';
 import { specOf } from './engine/spec';
@@ -26,6 +27,8 @@ export interface TrainHooks extends RunHooks {
   /** false once the model was freed under us (its node ran again or closed): training ends */
   modelAlive?: () => boolean;
   engine?: EnginePreference;
+  /** the memory one run may take (setting mnistMemoryLimitMB) */
+  memoryLimitMB?: number;
   /** the tfjs backend the worker starts (a setting or MNIST_TF_BACKEND) */
   backend?: string;
 }
@@ -33,6 +36,7 @@ export interface TrainHooks extends RunHooks {
 export async function train(model: tf.LayersModel, view: SplitView, classes: number, options: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   if (view.count === 0) throw new MnistError('split-empty');
   const spec = { ...specOf(model), inputShape: [view.rows, view.cols, 1] as [number, number, number] };
+  checkTraining(spec, view.count, options.batchSize, options.optimizer, options.momentum, hooks.memoryLimitMB);
   const weights = model.getWeights().map((w) => (w.dataSync() as Float32Array).slice());
   // A model freed mid-run (its node ran again or closed) ends the run at once.
   const controller = new AbortController();

@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { initBackend } from '../lib/backend';
+import { initBackend, noteFailure } from '../lib/backend';
+import { DEFAULT_MEMORY_MB } from '../lib/engine/budget';
 import { STOP } from '../lib/engine/run';
 import { SplitView } from '../lib/dataset';
 import { MnistError, Params, message } from '../lib/messages';
@@ -19,6 +20,8 @@ export interface Job {
   /** Aborted by close/redeploy (and by msg.stop where a node supports it). */
   signal: AbortSignal;
   backend: string;
+  /** the memory one operation may take (setting mnistMemoryLimitMB) */
+  memoryMB: number;
   t: T;
   /** Sets a blue (or other) status from a catalog key. */
   status: (key: string, params?: Params, fill?: NodeStatus['fill']) => void;
@@ -51,6 +54,10 @@ export function translator(RED: NodeAPI, type: string): T {
 
 /** An error in the user's language: MnistError codes are translated, anything else is kept. */
 export function translateError(t: T, e: unknown): Error {
+  // tfjs's own words when a model was freed under a running operation: say what happened instead.
+  if (e instanceof Error && !(e instanceof MnistError) && /is already disposed|Tensor is disposed/.test(e.message)) {
+    e = new MnistError('model-freed-in-use');
+  }
   if (e instanceof MnistError) {
     const text = t(`errors.${e.code}`, e.params);
     const err = new Error(e.where ? `${e.where}: ${text}` : text) as Error & { code?: string };
@@ -79,6 +86,7 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
   let closed = false;
   const waiting: Array<{ msg: Msg; send: Send; done: Done }> = [];
   const settings = RED.settings as unknown as Record<string, unknown>;
+  const memoryMB = Number(settings.mnistMemoryLimitMB) > 0 ? Number(settings.mnistMemoryLimitMB) : DEFAULT_MEMORY_MB;
 
   const start = (msg: Msg, send: Send, done: Done) => {
     const controller = new AbortController();
@@ -87,7 +95,7 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
         if (!waiting.length) node.status({ fill: 'blue', shape: 'dot', text: t('status.working') });
         const backend = await initBackend(settings.mnistBackend as string | undefined, (key, params) => RED.log.info(t(key, params)));
         const job: Job = {
-          msg, node, signal: controller.signal, backend, t,
+          msg, node, signal: controller.signal, backend, t, memoryMB,
           status: (key, params, fill = 'blue') => node.status({ fill, shape: fill === 'blue' ? 'dot' : 'ring', text: t(key, params) }),
           send: (out) => { if (!closed && out) send(out as NodeMessage); },
         };
@@ -97,6 +105,12 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
         node.status({ fill: 'green', shape: 'dot', text: runner.doneText ? runner.doneText(out, job) : t('status.done') });
         done();
       } catch (e) {
+        // msg.stop on a node without partial results (a download, say): stopped, not failed.
+        if (controller.signal.reason === STOP && !closed) {
+          node.status({ fill: 'yellow', shape: 'ring', text: t('status.stopped') });
+          return done();
+        }
+        noteFailure(e);
         const err = translateError(t, e);
         if (!closed) node.status({ fill: 'red', shape: 'ring', text: short(err.message) });
         done(err);
@@ -179,8 +193,9 @@ export function modelHandle(owner: string, entry: ModelEntry): registry.Handle {
   }, () => entry.model.dispose());
 }
 
-/** Checks that a model fits a split (input size and classes) and says how to fix it if not. */
-export function checkFit(entry: ModelEntry, view: SplitView, classes: number): void {
+/** Checks that a model fits a split (input size and the split's own classes) and says how to fix it if not. */
+export function checkFit(entry: ModelEntry, view: SplitView): void {
+  const classes = view.classes;
   const inputSize = Number(entry.model.inputs[0].shape[1]);
   const outputs = Number(entry.model.outputs[0].shape[1]);
   const pixels = view.rows * view.cols;

@@ -26,6 +26,7 @@ export = (RED: NodeAPI) => {
         if (classes.length < 2 || classes.length > 256) throw new MnistError('class-count', { count: classes.length });
         const which = ds?.train ? 'train' : ds?.test ? 'test' : undefined;
         const view = which ? registry.resolve<SplitView>(ds![which], 'split', `msg.dataset.${which}`) : undefined;
+        if (view && view.classes !== classes.length) throw new MnistError('class-names-mismatch', { names: classes.length, classes: view.classes });
         const inputShape: [number, number] = view ? [view.rows, view.cols] : [28, 28];
         const architecture = { inputSize: inputShape[0] * inputShape[1], hidden, activation: o.activation as Activation, classes: classes.length, seed: o.seed };
         const sizes = [architecture.inputSize, ...hidden, classes.length];

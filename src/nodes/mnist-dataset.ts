@@ -11,7 +11,8 @@ export = (RED: NodeAPI) => {
     const node = this;
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir || process.cwd();
     attach(RED, node, {
-      async run({ msg, signal, status }) {
+      stoppable: true,
+      async run({ msg, signal, status, t }) {
         const o = options('mnist-dataset', config, msg);
         // Paths are read from the node's own configuration; a message may choose one only when
         // the user ticked "allow msg.folder / msg.url" (a flow may feed messages from outside).
@@ -40,6 +41,7 @@ export = (RED: NodeAPI) => {
           classes: o.classes.split(',').map((s) => s.trim()).filter(Boolean),
           signal,
         });
+        for (const note of data.notes) node.warn(t(`warnings.${note.code}`, note.params));
         registry.disposeOwner(node.id); // the previous run's splits
         const handles: Record<string, registry.Handle> = {};
         for (const which of ['train', 'test'] as const) {

@@ -45,7 +45,7 @@ export = (RED: NodeAPI) => {
     // "busy" error (the HTTP example answers 503) instead of piling up in memory.
     attach(RED, node, {
       queue,
-      async run({ msg, signal, t }) {
+      async run({ msg, signal, t, memoryMB }) {
         if (invalid) throw invalid;
         const o = options('predict', config);
         const folder = o.modelFolder.trim() ? path.resolve(userDir, o.modelFolder.trim()) : '';
@@ -66,7 +66,9 @@ export = (RED: NodeAPI) => {
           const limits = { maxBytes: o.maxBytes, maxPixels: o.maxPixels };
           ({ pixels: images, pngs, batch } = await decodeInputs(p, { rows, cols, preprocess: o.preprocess, limits, signal }));
         }
-        const predictions = classify(entry, images, { threshold: o.threshold, topK: o.topK });
+        // Decoding awaited: the model may have been rebuilt or freed meanwhile (a clear "gone" error then).
+        if (!absent) entry = registry.resolve<ModelEntry>(msg.model, 'model');
+        const predictions = classify(entry, images, { threshold: o.threshold, topK: o.topK, limitMB: memoryMB });
         msg.payload = batch ? predictions : predictions[0];
         if (pngs.some((b) => b !== null)) msg.preprocessed = batch ? pngs : pngs[0];
         else delete msg.preprocessed;

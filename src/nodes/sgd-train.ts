@@ -14,11 +14,11 @@ export = (RED: NodeAPI) => {
     const node = this;
     attach(RED, node, {
       stoppable: true,
-      async run({ msg, signal, status, send, t }) {
+      async run({ msg, signal, status, send, t, memoryMB }) {
         const ds = needDataset(msg);
         const view = needSplit(msg, 'train');
         const entry = registry.resolve<ModelEntry>(msg.model, 'model');
-        checkFit(entry, view, ds.classes.length);
+        checkFit(entry, view);
         if (msg.train !== undefined && (typeof msg.train !== 'object' || msg.train === null || Array.isArray(msg.train))) {
           throw new MnistError('train-not-object');
         }
@@ -29,9 +29,10 @@ export = (RED: NodeAPI) => {
         try {
           status('sgd-train.status.starting');
           let engine = '';
-          result = await train(entry.model, view, ds.classes.length, trainOptions, {
+          result = await train(entry.model, view, view.classes, trainOptions, {
             signal,
             backend: settings.mnistBackend,
+            memoryLimitMB: memoryMB,
             modelAlive: () => registry.isAlive(handle),
             onEngine: (e) => {
               engine = e.name;
@@ -53,6 +54,8 @@ export = (RED: NodeAPI) => {
           release();
         }
         entry.meta.normalization = view.normalization;
+        // Metrics described the weights before this training: they no longer do.
+        entry.meta.metrics = undefined;
         entry.meta.training = { ...trainOptions, dataset: ds.name, samples: view.count, seconds: result.seconds, engine: result.engine, stopped: result.stopped };
         msg.history = result.history;
         msg.payload = {
