@@ -158,8 +158,8 @@ export class Graph {
     return outputs;
   }
 
-  /** The serialized ModelProto. */
-  toModel(name: string, producer = 'node-red-mnist'): Uint8Array {
+  /** The serialized ModelProto; `metadata` becomes its metadata_props. */
+  toModel(name: string, metadata: Record<string, string> = {}, producer = 'node-red-mnist'): Uint8Array {
     const g = new Writer();
     this.nodes.forEach((n, i) => {
       const w = new Writer();
@@ -173,11 +173,12 @@ export class Graph {
     for (const t of this.initializers) g.message(5, tensorProto(t));
     for (const v of this.inputs) g.message(11, valueInfoProto(v));
     for (const v of this.outputs) g.message(12, valueInfoProto(v));
-    return new Writer()
+    const model = new Writer()
       .int(1, IR_VERSION)
       .string(2, producer)
       .message(7, g)
-      .message(8, new Writer().string(1, '').int(2, OPSET))
-      .finish();
+      .message(8, new Writer().string(1, '').int(2, OPSET));
+    for (const [k, v] of Object.entries(metadata)) model.message(14, new Writer().string(1, k).string(2, v));
+    return model.finish();
   }
 }

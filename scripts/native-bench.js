@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// The tutorial run on the native engine (onnxruntime-node) on 1 and 2 threads, side by side with
+// the PyTorch + OpenBLAS reference (scripts/reference_pytorch.py, preloaded mode) in the same run,
+// then Adam + cross-entropy. Test accuracy comes from the exported inference ONNX model of the
+// trained weights (test/native.spec.ts checks that export against tfjs).
+//
+//   node scripts/native-bench.js [--repeat 1] [--no-torch] [--no-adam] [--epochs 3]
+//
+// The PyTorch reference runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in its own
+// environment only (this machine's values pin OpenBLAS to AVX2 kernels; see NATIVE-FACTS.md), with
+// OPENBLAS_NUM_THREADS = threads and torch's own pool at 1 thread.
+'use strict';
+require('ts-node').register({ transpileOnly: true, compilerOptions: { module: 'commonjs' } });
+const path = require('path');
+const { spawnSync } = require('child_process');
+const tf = require('@tensorflow/tfjs');
+const { loadDataset, pixelStats } = require('../src/lib/dataset');
+const { createMlp } = require('../src/lib/model');
+const { permutation, rng } = require('../src/lib/random');
+const { TRAIN_DEFAULTS } = require('../src/lib/train');
+const { nativeEngine, loadOrt } = require('../src/lib/engine/native');
+const { exportOnnx } = require('../src/lib/engine/onnx-export');
+
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(`--${name}`);
+const value = (name, dflt) => { const i = args.indexOf(`--${name}`); return i >= 0 ? Number(args[i + 1]) : dflt; };
+const EPOCHS = value('epochs', 3);
+const REPEAT = value('repeat', 1);
+
+async function trainNative({ train, normalization, spec, weights, options, threads }) {
+  const data = { ...train, normalization, classes: 10 };
+  const t0 = performance.now();
+  const session = await nativeEngine(threads).open(spec, weights, data, options);
+  const openSeconds = (performance.now() - t0) / 1000;
+  const n = train.count;
+  const started = performance.now();
+  let lastLoss = NaN;
+  for (let epoch = 1; epoch <= options.epochs; epoch++) {
+    const order = permutation(n, rng(options.seed * 7919 + epoch));
+    const batches = [];
+    for (let lo = 0; lo < n; lo += options.batchSize) batches.push(order.subarray(lo, Math.min(lo + options.batchSize, n)));
+    const losses = await session.run(batches);
+    lastLoss = losses[losses.length - 1];
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const trained = await session.getWeights();
+  session.dispose();
+  return { seconds, samplesPerSecond: (n * options.epochs) / seconds, openSeconds, lastLoss, trained };
+}
+
+async function accuracy(spec, weights, normalization, test) {
+  const ort = await loadOrt();
+  const session = await ort.InferenceSession.create(exportOnnx(spec, weights, normalization), { intraOpNumThreads: 2 });
+  const size = test.rows * test.cols;
+  const pixels = Float32Array.from(test.images, (b) => b / 255);
+  const out = await session.run({ pixels: new ort.Tensor('float32', pixels, [test.count, size]) });
+  await session.release();
+  const p = out.probabilities.data;
+  const classes = p.length / test.count;
+  let right = 0;
+  for (let i = 0; i < test.count; i++) {
+    let best = 0;
+    for (let k = 1; k < classes; k++) if (p[i * classes + k] > p[i * classes + best]) best = k;
+    if (best === test.labels[i]) right++;
+  }
+  return right / test.count;
+}
+
+function pytorch(threads) {
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads) };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync('/usr/bin/python3', [path.join(__dirname, 'reference_pytorch.py'), '--mode', 'preloaded', '--threads', '1', '--epochs', String(EPOCHS)], { env, encoding: 'utf8' });
+  if (r.status !== 0) return { error: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop() };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop());
+  return out.pytorchPreloaded;
+}
+
+function mlpWeights(seed) {
+  const model = createMlp({ inputSize: 784, hidden: [256, 64], activation: 'relu', classes: 10, seed });
+  const weights = model.getWeights().map((w) => Float32Array.from(w.dataSync()));
+  model.dispose();
+  return weights;
+}
+
+const fmt = (r) => (r.error ? `error: ${r.error}` : `${r.seconds.toFixed(3)} s  ${Math.round(r.samplesPerSecond).toLocaleString('en')} samples/s  test accuracy ${r.testAccuracy.toFixed(4)}`);
+
+async function main() {
+  await tf.setBackend('cpu');
+  const ort = await loadOrt();
+  const ds = await loadDataset({ source: 'embedded' });
+  const normalization = pixelStats(ds.train);
+  const spec = { inputShape: [28, 28, 1], layers: [
+    { kind: 'dense', units: 256, activation: 'relu' }, { kind: 'dense', units: 64, activation: 'relu' }, { kind: 'dense', units: 10, activation: 'linear' }] };
+  const tutorial = { ...TRAIN_DEFAULTS, epochs: EPOCHS };
+  const results = { onnxruntime: ort.env.versions.node, epochs: EPOCHS, tutorial: [], adam: null };
+  console.log(`onnxruntime-node ${ort.env.versions.node}; tutorial MLP 784-256-64-10 relu, SGD lr 0.005 momentum 0.9, MSE, batch 512, ${EPOCHS} epochs of 60k, shuffled`);
+  for (let rep = 0; rep < REPEAT; rep++) {
+    for (const threads of [1, 2]) {
+      const r = await trainNative({ train: ds.train, normalization, spec, weights: mlpWeights(rep), options: tutorial, threads });
+      const native = { threads, seconds: r.seconds, samplesPerSecond: r.samplesPerSecond, openSeconds: r.openSeconds, testAccuracy: await accuracy(spec, r.trained, normalization, ds.test) };
+      console.log(`  native  ${threads} thread${threads > 1 ? 's' : ' '}: ${fmt(native)}  (open ${r.openSeconds.toFixed(3)} s)`);
+      const torch = flag('no-torch') ? null : pytorch(threads);
+      if (torch) console.log(`  pytorch ${threads} thread${threads > 1 ? 's' : ' '}: ${fmt(torch)}${torch.error ? '' : `  -> native/pytorch time ${(native.seconds / torch.seconds).toFixed(2)}x`}`);
+      results.tutorial.push({ native, pytorch: torch });
+    }
+  }
+  if (!flag('no-adam')) {
+    const adam = { ...TRAIN_DEFAULTS, epochs: EPOCHS, optimizer: 'adam', loss: 'crossentropy', learningRate: 0.001, batchSize: 128 };
+    const r = await trainNative({ train: ds.train, normalization, spec, weights: mlpWeights(0), options: adam, threads: 2 });
+    results.adam = { threads: 2, seconds: r.seconds, samplesPerSecond: r.samplesPerSecond, testAccuracy: await accuracy(spec, r.trained, normalization, ds.test) };
+    console.log(`Adam lr 0.001 + cross-entropy, batch 128, ${EPOCHS} epochs, native 2 threads: ${fmt(results.adam)}`);
+  }
+  console.log(JSON.stringify(results));
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
