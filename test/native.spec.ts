@@ -1,6 +1,8 @@
 // The native engine (ONNX Runtime) against tfjs on the cpu backend: the same model, weights,
 // batches, optimizer and loss must give the same losses and weights, step by step.
 import * as assert from 'assert';
+import * as path from 'path';
+import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { lossFn, TRAIN_DEFAULTS, TrainOptions } from '../src/lib/train';
 import { nativeAvailable, nativeEngine, STEPS_PER_RUN } from '../src/lib/engine/native';
@@ -208,5 +210,40 @@ describe('native engine (onnxruntime-node) equals tfjs', function () {
     }
     await assert.rejects(nativeEngine(1).open(spec('relu'), randomWeights(spec('relu'), 1), randomData(4, 2, 7, 4, 1, null), o),
       (e: Error & { code?: string }) => e.code === 'native-input-size');
+  });
+
+  it('trains inside a worker_threads Worker, on images in a SharedArrayBuffer, as on the main thread', async () => {
+    const o = { ...TRAIN_DEFAULTS, optimizer: 'adam' as const, learningRate: 0.01, loss: 'crossentropy' as const };
+    const s = spec('relu');
+    const plain = randomData(40, 1, 7, 4, 5, { mean: 0.5, std: 0.3 });
+    const shared = new Uint8Array(new SharedArrayBuffer(plain.images.length));
+    shared.set(plain.images);
+    const data = { ...plain, images: shared };
+    const weights = randomWeights(s, 6);
+    const batches = batchesOf(data.count, 6, 7, STEPS_PER_RUN + 2);
+    const session = await nativeEngine(1).open(s, weights, plain, o);
+    const expected = await session.run(batches);
+    session.dispose();
+    // The worker loads the TypeScript sources through ts-node, as mocha does here.
+    const worker = new Worker(`
+      require('ts-node').register({ transpileOnly: true });
+      const { parentPort, workerData } = require('worker_threads');
+      const { nativeEngine } = require(workerData.engine);
+      (async () => {
+        const { spec, weights, data, options, batches } = workerData;
+        const session = await nativeEngine(2).open(spec, weights, data, options);
+        parentPort.postMessage({ losses: await session.run(batches), weights: await session.getWeights() });
+        session.dispose();
+      })().catch((e) => parentPort.postMessage({ error: e.message }));
+    `, { eval: true, workerData: { engine: path.join(__dirname, '../src/lib/engine/native.ts'), spec: s, weights, data, options: o, batches } });
+    // The main thread's event loop keeps turning while the worker trains.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const result = await new Promise<{ losses?: Float32Array; error?: string }>((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
+    clearInterval(timer);
+    await worker.terminate();
+    assert.ifError(result.error);
+    assertClose(result.losses as Float32Array, expected, 'losses in the worker');
+    assert.ok(ticks > 0, 'the main thread ran timers while the worker trained');
   });
 });

@@ -7,7 +7,7 @@
 import type { Activation } from '../model';
 import { MnistError } from '../messages';
 import type { LossName, OptimizerName } from '../train';
-import { Graph } from './onnx';
+import { AttrValue, Graph } from './onnx';
 import type { LayerSpec, ModelSpec } from './types';
 
 export const NATIVE_ACTIVATIONS: Activation[] = ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'linear'];
@@ -27,12 +27,25 @@ export interface ParamInfo {
 /** A layer's per-sample output: flat [features], or spatial [channels, height, width]. */
 type Shape = { flat: number; from?: [number, number, number] } | { chw: [number, number, number] };
 
+/**
+ * What the optimizer makes of a weight's gradient g: scale * g + beta * add. A layer folds it into
+ * the Gemm that computes g (alpha, beta, C) where it can, saving passes over the largest tensors:
+ * plain SGD asks for w - lr * g (the new weight), momentum for lr * g + momentum * u.
+ */
+export interface GradSink { scale: number; add?: string; beta?: number }
+
+function sink(g: Graph, grad: string, s: GradSink): string {
+  const scaled = s.scale === 1 ? grad : g.op('Mul', [grad, g.scalar(s.scale)]);
+  if (!s.add) return scaled;
+  return g.op('Add', [s.beta === undefined || s.beta === 1 ? s.add : g.op('Mul', [s.add, g.scalar(s.beta)]), scaled]);
+}
+
 interface Layer {
   readonly params: ParamInfo[];
   /** `training` adds what the backward pass needs (dropout masks); inference skips it. */
   forward(g: Graph, x: string, w: string[], training: boolean): { y: string; saved: string[] };
-  /** dx is null when not asked for (the first layer). */
-  backward(g: Graph, dy: string, saved: string[], w: string[], needDx: boolean): { dx: string | null; grads: string[] };
+  /** dx is null when not asked for (the first layer); grads[i] is sinks[i] applied to weight i's gradient. */
+  backward(g: Graph, dy: string, saved: string[], w: string[], needDx: boolean, sinks: GradSink[]): { dx: string | null; grads: string[] };
 }
 
 export interface Compiled {
@@ -91,26 +104,44 @@ function permuteRows(src: Float32Array, cols: number, perm: Int32Array, inverse:
   return out;
 }
 
+/** [rows, cols] <-> [cols, rows] */
+function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c];
+  return out;
+}
+
+/**
+ * The kernel is kept as [units, inputs] (tfjs's [inputs, units] transposed, PyTorch's layout):
+ * then the forward Gemm transposes the small kernel, not the batch, and the weight gradient's
+ * Gemm transposes dz [batch, units], the smaller of its two operands (measured faster).
+ */
 function dense(units: number, act: Activation, input: Shape): Layer {
   if (!('flat' in input)) throw new MnistError('native-unsupported', { what: 'a dense layer on a conv2d or maxpool2d output without a flatten layer between' });
   const inputs = input.flat;
   const perm = input.from ? flattenPermutation(input.from) : null;
-  const kernel: ParamInfo = perm
-    ? { tfjsShape: [inputs, units], onnxShape: [inputs, units], toOnnx: (w) => permuteRows(w, units, perm, false), toTfjs: (w) => permuteRows(w, units, perm, true) }
-    : { tfjsShape: [inputs, units], onnxShape: [inputs, units], toOnnx: same, toTfjs: same };
+  const kernel: ParamInfo = {
+    tfjsShape: [inputs, units],
+    onnxShape: [units, inputs],
+    toOnnx: (w) => transpose(perm ? permuteRows(w, units, perm, false) : w, inputs, units),
+    toTfjs: (w) => { const t = transpose(w, units, inputs); return perm ? permuteRows(t, units, perm, true) : t; },
+  };
   const bias: ParamInfo = { tfjsShape: [units], onnxShape: [units], toOnnx: same, toTfjs: same };
   return {
     params: [kernel, bias],
     forward(g, x, [k, b]) {
-      const z = g.op('Gemm', [x, k, b]);
+      const z = g.op('Gemm', [x, k, b], { transB: 1 });
       const y = activate(g, act, z);
       return { y, saved: [x, z, y] };
     },
-    backward(g, dy, [x, z, y], [k], needDx) {
+    backward(g, dy, [x, z, y], [k], needDx, [sk, sb]) {
       const dz = activationGrad(g, act, dy, z, y);
+      const gemm: Record<string, AttrValue> = { transA: 1 };
+      if (sk.scale !== 1) gemm.alpha = { float: sk.scale };
+      if (sk.add && sk.beta !== undefined && sk.beta !== 1) gemm.beta = { float: sk.beta };
       return {
-        dx: needDx ? g.op('Gemm', [dz, k], { transB: 1 }) : null,
-        grads: [g.op('Gemm', [x, dz], { transA: 1 }), g.op('ReduceSum', [dz, g.ints([0])], { keepdims: 0 })],
+        dx: needDx ? g.op('Gemm', [dz, k]) : null,
+        grads: [g.op('Gemm', sk.add ? [dz, x, sk.add] : [dz, x], gemm), sink(g, g.op('ReduceSum', [dz, g.ints([0])], { keepdims: 0 }), sb)],
       };
     },
   };
@@ -153,13 +184,13 @@ function conv2d(filters: number, size: number, act: Activation, input: Shape): {
         const y = activate(g, act, z);
         return { y, saved: [x, z, y] };
       },
-      backward(g, dy, [x, z, y], [k], needDx) {
+      backward(g, dy, [x, z, y], [k], needDx, [sk, sb]) {
         const dz = activationGrad(g, act, dy, z, y);
         // dW[f,c] = sum over n of x[n,c] correlated with dz[n,f]: a Conv with the batch as channels.
         const dk = g.op('Transpose', [g.op('Conv', [g.op('Transpose', [x], swap), g.op('Transpose', [dz], swap)])], swap);
         return {
           dx: needDx ? g.op('ConvTranspose', [dz, k], { kernel_shape: [size, size] }) : null,
-          grads: [dk, g.op('ReduceSum', [dz, g.ints([0, 2, 3])], { keepdims: 0 })],
+          grads: [sink(g, dk, sk), sink(g, g.op('ReduceSum', [dz, g.ints([0, 2, 3])], { keepdims: 0 }), sb)],
         };
       },
     },
@@ -272,15 +303,16 @@ export function forward(g: Graph, c: Compiled, x: string, weights: string[], tra
   return { logits: y, saved };
 }
 
-/** Gradients of every weight, in the flat weight order, from dL/dlogits. */
-export function backward(g: Graph, c: Compiled, dLogits: string, saved: string[][], weights: string[]): string[] {
+/** Every weight's gradient with its sink applied (see GradSink), in the flat weight order, from dL/dlogits. */
+export function backward(g: Graph, c: Compiled, dLogits: string, saved: string[][], weights: string[], sinks: GradSink[]): string[] {
   const w = perLayer(c, weights);
+  const s = perLayer(c, sinks);
   const grads: string[][] = [];
   let dy = dLogits;
   for (let i = c.layers.length - 1; i >= 0; i--) {
     // No layer before a weightless head needs dx; the first layer never does.
     const needDx = c.layers.slice(0, i).some((l) => l.params.length > 0);
-    const r = c.layers[i].backward(g, dy, saved[i], w[i], needDx);
+    const r = c.layers[i].backward(g, dy, saved[i], w[i], needDx, s[i]);
     grads[i] = r.grads;
     if (!needDx) break;
     dy = r.dx as string;
@@ -319,32 +351,45 @@ export function stateSlots(o: OptimizerSpec): number {
 }
 
 /**
- * One update in tfjs's exact forms. `state` holds stateSlots() names per weight, weight by weight;
- * `adam` is a [2] input of (1 - beta1^t, 1 - beta2^t) for Adam's bias correction.
+ * One optimizer step in tfjs's forms, in two parts: sinks() says what each weight's gradient
+ * should come out as, apply() finishes the update from those. `state` holds stateSlots() names per
+ * weight, weight by weight. Momentum keeps u = lr * velocity (tfjs keeps the velocity): the same
+ * update, with lr * g + momentum * u folded into the gradient's Gemm.
  */
-export function update(g: Graph, o: OptimizerSpec, weights: string[], grads: string[], state: string[], adam?: string): { weights: string[]; state: string[] } {
-  const newWeights: string[] = [];
-  const newState: string[] = [];
+export function optimizerStep(g: Graph, o: OptimizerSpec, weights: string[], state: string[]): {
+  sinks: GradSink[];
+  /** `adam` is a [2] tensor of (1 - beta1^t, 1 - beta2^t), Adam's bias corrections for this step */
+  apply(grads: string[], adam?: string): { weights: string[]; state: string[] };
+} {
   if (o.optimizer === 'adam') {
-    const { beta1, beta2, epsilon } = ADAM;
-    const c1 = g.op('Gather', [adam as string, g.constant('int64', [], [0])]);
-    const c2 = g.op('Gather', [adam as string, g.constant('int64', [], [1])]);
-    weights.forEach((w, i) => {
-      const [m, v] = [state[2 * i], state[2 * i + 1]];
-      const m1 = g.op('Add', [g.op('Mul', [m, g.scalar(beta1)]), g.op('Mul', [grads[i], g.scalar(1 - beta1)])]);
-      const v1 = g.op('Add', [g.op('Mul', [v, g.scalar(beta2)]), g.op('Mul', [g.op('Mul', [grads[i], grads[i]]), g.scalar(1 - beta2)])]);
-      const step = g.op('Div', [g.op('Div', [m1, c1]), g.op('Add', [g.op('Sqrt', [g.op('Div', [v1, c2])]), g.scalar(epsilon)])]);
-      newWeights.push(g.op('Add', [g.op('Mul', [step, g.scalar(-o.learningRate)]), w]));
-      newState.push(m1, v1);
-    });
-  } else if (o.momentum > 0) {
-    weights.forEach((w, i) => {
-      const v1 = g.op('Add', [g.op('Mul', [state[i], g.scalar(o.momentum)]), grads[i]]);
-      newWeights.push(g.op('Sub', [w, g.op('Mul', [v1, g.scalar(o.learningRate)])]));
-      newState.push(v1);
-    });
-  } else {
-    weights.forEach((w, i) => newWeights.push(g.op('Sub', [w, g.op('Mul', [grads[i], g.scalar(o.learningRate)])])));
+    return {
+      sinks: weights.map(() => ({ scale: 1 })),
+      apply(grads, adam) {
+        const { beta1, beta2, epsilon } = ADAM;
+        const c1 = g.op('Gather', [adam as string, g.constant('int64', [], [0])]);
+        const c2 = g.op('Gather', [adam as string, g.constant('int64', [], [1])]);
+        const newWeights: string[] = [];
+        const newState: string[] = [];
+        weights.forEach((w, i) => {
+          const [m, v] = [state[2 * i], state[2 * i + 1]];
+          const m1 = g.op('Add', [g.op('Mul', [m, g.scalar(beta1)]), g.op('Mul', [grads[i], g.scalar(1 - beta1)])]);
+          const v1 = g.op('Add', [g.op('Mul', [v, g.scalar(beta2)]), g.op('Mul', [g.op('Mul', [grads[i], grads[i]]), g.scalar(1 - beta2)])]);
+          const step = g.op('Div', [g.op('Div', [m1, c1]), g.op('Add', [g.op('Sqrt', [g.op('Div', [v1, c2])]), g.scalar(epsilon)])]);
+          newWeights.push(g.op('Add', [g.op('Mul', [step, g.scalar(-o.learningRate)]), w]));
+          newState.push(m1, v1);
+        });
+        return { weights: newWeights, state: newState };
+      },
+    };
   }
-  return { weights: newWeights, state: newState };
+  if (o.momentum > 0) {
+    return {
+      sinks: weights.map((_w, i) => ({ scale: o.learningRate, add: state[i], beta: o.momentum })),
+      apply: (u1) => ({ weights: weights.map((w, i) => g.op('Sub', [w, u1[i]])), state: u1 }),
+    };
+  }
+  return {
+    sinks: weights.map((w) => ({ scale: -o.learningRate, add: w, beta: 1 })),
+    apply: (w1) => ({ weights: w1, state: [] }),
+  };
 }

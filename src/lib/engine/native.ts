@@ -7,7 +7,7 @@
 // session.run blocks the thread it runs on: run this engine in a worker thread.
 import { MnistError } from '../messages';
 import type { TrainOptions } from '../train';
-import { ADAM, Compiled, backward, compile, forward, loss, stateSlots, update } from './graph';
+import { ADAM, Compiled, backward, compile, forward, loss, optimizerStep, stateSlots } from './graph';
 import { Graph } from './onnx';
 import type { EngineSession, ModelSpec, TrainData, TrainEngine, Weights } from './types';
 
@@ -100,8 +100,9 @@ export function trainGraph(c: Compiled, o: TrainOptions, pixels: number, normali
     const oneHot = g.op('Gather', [oneHotTable, g.op('Gather', [labels, idx])]);
     const fwd = forward(g, c, x, weights, true);
     const l = loss(g, o.loss, fwd.logits, oneHot);
-    const grads = backward(g, c, l.dLogits, fwd.saved, weights);
-    const next = update(g, o, weights, grads, state, adam ? g.op('Gather', [adam, step]) : undefined);
+    const opt = optimizerStep(g, o, weights, state);
+    const grads = backward(g, c, l.dLogits, fwd.saved, weights, opt.sinks);
+    const next = opt.apply(grads, adam ? g.op('Gather', [adam, step]) : undefined);
     weights = next.weights;
     state = next.state;
     losses.push(g.op('Unsqueeze', [l.loss, g.ints([0])]));
@@ -146,7 +147,10 @@ class NativeSession implements EngineSession {
     const slots = stateSlots(options);
     this.state = this.weights.flatMap((w) => Array.from({ length: slots }, () => new Float32Array(w.length)));
     const pixels = data.rows * data.cols;
-    this.images = new ort.Tensor('uint8', data.images.subarray(0, data.count * pixels), [data.count, pixels]);
+    // The binding refuses views of a SharedArrayBuffer ("Invalid argument"): such images are copied
+    // once here; others are passed by reference on every run (no copy).
+    const images = data.images.subarray(0, data.count * pixels);
+    this.images = new ort.Tensor('uint8', images.buffer instanceof SharedArrayBuffer ? images.slice() : images, [data.count, pixels]);
     this.labels = new ort.Tensor('int32', Int32Array.from(data.labels.subarray(0, data.count)), [data.count]);
   }
 

@@ -109,6 +109,7 @@ export class Graph {
   readonly initializers: Initializer[] = [];
   private count = 0;
   private consts = new Map<string, string>();
+  private renamed = new Map<string, string>();
 
   fresh(hint: string): string { return `${hint}_${this.count++}`; }
 
@@ -117,9 +118,22 @@ export class Graph {
     return name;
   }
 
-  /** Marks `value` as a graph output named `name` (an Identity node when the names differ). */
+  /**
+   * Marks `value` as a graph output named `name`: the node that makes it is renamed (an Identity
+   * would copy it on every run); an input, an initializer or another output gets an Identity.
+   */
   output(value: string, name: string, type: DType, dims: Array<number | string>): void {
-    if (value !== name) this.nodes.push({ op: 'Identity', inputs: [value], outputs: [name], attrs: {} });
+    value = this.renamed.get(value) ?? value;
+    const maker = this.nodes.find((n) => n.outputs.includes(value));
+    if (value === name) {
+      // already named so
+    } else if (maker && !this.outputs.some((o) => o.name === value)) {
+      maker.outputs = maker.outputs.map((o) => (o === value ? name : o));
+      this.renamed.set(value, name);
+      for (const n of this.nodes) n.inputs = n.inputs.map((x) => (x === value ? name : x));
+    } else {
+      this.nodes.push({ op: 'Identity', inputs: [value], outputs: [name], attrs: {} });
+    }
     this.outputs.push({ name, type, dims });
   }
 
