@@ -5,7 +5,8 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { lossFn, TRAIN_DEFAULTS, TrainOptions } from '../src/lib/train';
-import { nativeAvailable, nativeEngine, STEPS_PER_RUN } from '../src/lib/engine/native';
+import { loadOrt, nativeAvailable, nativeEngine, STEPS_PER_RUN } from '../src/lib/engine/native';
+import { exportOnnx } from '../src/lib/engine/onnx-export';
 import type { LayerSpec, ModelSpec, TrainData, Weights } from '../src/lib/engine/types';
 import { rng } from '../src/lib/random';
 
@@ -20,11 +21,14 @@ function randomData(count: number, rows: number, cols: number, classes: number, 
   };
 }
 
+/** Models with convolutions take [rows, cols, channels] images; others take them flat. */
+const isSpatial = (spec: ModelSpec) => spec.layers.some((l) => l.kind === 'conv2d' || l.kind === 'maxpool2d');
+
 /** A tfjs model of a spec (dense, conv2d, maxpool2d, flatten, dropout), like the model nodes build. */
 function tfjsModel(spec: ModelSpec): tf.Sequential {
   const model = tf.sequential();
   const [rows, cols, channels] = spec.inputShape;
-  const spatial = spec.layers[0].kind !== 'dense';
+  const spatial = isSpatial(spec);
   spec.layers.forEach((l, i) => {
     const inputShape = i === 0 ? (spatial ? [rows, cols, channels] : [rows * cols * channels]) : undefined;
     switch (l.kind) {
@@ -58,7 +62,7 @@ function batchTensors(spec: ModelSpec, data: TrainData, batch: Int32Array): [tf.
   const std = data.normalization?.std ?? 1;
   const x = new Float32Array(batch.length * size);
   batch.forEach((s, i) => { for (let j = 0; j < size; j++) x[i * size + j] = data.images[s * size + j] * (1 / (255 * std)) - mean / std; });
-  const shape = spec.layers[0].kind === 'dense' ? [batch.length, size] : [batch.length, ...spec.inputShape];
+  const shape = isSpatial(spec) ? [batch.length, ...spec.inputShape] : [batch.length, size];
   const labels = tf.tensor1d(Array.from(batch, (s) => data.labels[s]), 'int32');
   const y = tf.oneHot(labels, data.classes).toFloat();
   labels.dispose();
@@ -246,4 +250,139 @@ describe('native engine (onnxruntime-node) equals tfjs', function () {
     assertClose(result.losses as Float32Array, expected, 'losses in the worker');
     assert.ok(ticks > 0, 'the main thread ran timers while the worker trained');
   });
+
+  const convSpec: ModelSpec = {
+    inputShape: [9, 9, 1],
+    layers: [
+      { kind: 'conv2d', filters: 3, kernelSize: 3, activation: 'relu' },
+      { kind: 'maxpool2d', poolSize: 2 },
+      { kind: 'conv2d', filters: 4, kernelSize: 2, activation: 'tanh' },
+      { kind: 'flatten' },
+      dense(5, 'relu'),
+      dense(4, 'linear'),
+    ],
+  };
+  for (const [name, opts] of [
+    ['adam, crossentropy', { optimizer: 'adam', learningRate: 0.01, loss: 'crossentropy' }],
+    ['sgd + momentum, mse', { optimizer: 'sgd', momentum: 0.9, learningRate: 0.05, loss: 'mse' }],
+  ] as Array<[string, Partial<TrainOptions>]>) {
+    it(`conv2d, odd max-pool, conv2d, flatten, dense (${name}): losses and weights in tfjs layout after 1 and 3 steps`, async () => {
+      const o = { ...TRAIN_DEFAULTS, ...opts };
+      const data = randomData(20, 9, 9, 4, 11, { mean: 0.4, std: 0.3 });
+      const weights = randomWeights(convSpec, 12);
+      const batches = batchesOf(data.count, 6, 13, 3);
+      const before = tf.memory().numTensors;
+      const ref = tfjsTrain(convSpec, weights, data, o, batches, [1, 3]);
+      assert.strictEqual(tf.memory().numTensors, before, 'the tfjs reference leaked tensors');
+      const session = await nativeEngine(1).open(convSpec, weights, data, o);
+      try {
+        assertClose(await session.run(batches.slice(0, 1)), ref.losses.slice(0, 1), 'loss of step 1');
+        (await session.getWeights()).forEach((w, i) => assertClose(w, ref.snapshots[0][i], `weight ${i} after 1 step`));
+        assertClose(await session.run(batches.slice(1)), ref.losses.slice(1), 'losses of steps 2-3');
+        (await session.getWeights()).forEach((w, i) => assertClose(w, ref.snapshots[1][i], `weight ${i} after 3 steps`));
+      } finally {
+        session.dispose();
+      }
+    });
+  }
+
+  it('dropout in training: each input is dropped or scaled by 1 / (1 - rate), as tfjs does', async () => {
+    // One plain SGD step on one sample through [dropout 0.5, dense 4]: the kernel's change in row j
+    // is -lr * x_j * mask_j * 2 * dz, so every row changes by 0 or by the same vector times x_j.
+    const s: ModelSpec = { inputShape: [1, 24, 1], layers: [{ kind: 'dropout', rate: 0.5 }, dense(4, 'linear')] };
+    const o = { ...TRAIN_DEFAULTS, optimizer: 'sgd' as const, momentum: 0, learningRate: 1, loss: 'mse' as const };
+    const data = randomData(1, 1, 24, 4, 21, null);
+    for (let j = 0; j < 24; j++) data.images[j] = 10 + 10 * j;
+    const weights = randomWeights(s, 22);
+    const session = await nativeEngine(1).open(s, weights, data, o);
+    try {
+      const [lossValue] = await session.run([Int32Array.of(0)]);
+      const [after] = await session.getWeights();
+      const x = Array.from(data.images, (b) => b / 255);
+      const rows = x.map((xj, j) => Array.from({ length: 4 }, (_u, u) => (weights[0][j * 4 + u] - after[j * 4 + u]) / xj));
+      const kept = rows.map((r) => r.some((v) => Math.abs(v) > 1e-6));
+      assert.ok(kept.some(Boolean) && !kept.every(Boolean), `some inputs kept, some dropped (kept: ${kept.map(Number).join('')})`);
+      const ref = rows[kept.indexOf(true)];
+      rows.forEach((r, j) => { if (kept[j]) assertClose(r, ref, `row ${j} / x_j`); });
+      // The loss is the forward pass of the kept inputs scaled by 2.
+      const logits = [0, 1, 2, 3].map((u) => weights[1][u] + x.reduce((acc, xj, j) => acc + (kept[j] ? 2 * xj * weights[0][j * 4 + u] : 0), 0));
+      const target = [0, 1, 2, 3].map((u) => (u === data.labels[0] ? 1 : 0));
+      assertClose([lossValue], [logits.reduce((acc, l, u) => acc + (l - target[u]) ** 2, 0) / 4], 'loss');
+      // dz = 2 * (logits - target) / 4 for mse; the kept rows moved by lr * 2 (dropout scale) * dz per unit x_j.
+      assertClose(ref, logits.map((l, u) => 2 * 2 * (l - target[u]) / 4), 'kept row change / x_j');
+    } finally {
+      session.dispose();
+    }
+  });
+
+  it('dropout between dense layers: a dropped hidden unit gets no gradient on either side', async () => {
+    const s: ModelSpec = { inputShape: [1, 7, 1], layers: [dense(24, 'tanh'), { kind: 'dropout', rate: 0.5 }, dense(4, 'linear')] };
+    const o = { ...TRAIN_DEFAULTS, optimizer: 'sgd' as const, momentum: 0, learningRate: 0.5, loss: 'crossentropy' as const };
+    const data = randomData(6, 1, 7, 4, 31, null);
+    const weights = randomWeights(s, 32);
+    const session = await nativeEngine(1).open(s, weights, data, o);
+    try {
+      await session.run([Int32Array.of(0)]); // one sample: one mask
+      const [k1, , k2] = await session.getWeights();
+      const moved = (a: Float32Array, b: Float32Array, idx: number[]) => idx.some((i) => Math.abs(a[i] - b[i]) > 1e-7);
+      const hidden = Array.from({ length: 24 }, (_h, h) => ({
+        into: moved(k1, weights[0], Array.from({ length: 7 }, (_i, i) => i * 24 + h)), // kernel 1 column h
+        out: moved(k2, weights[2], [0, 1, 2, 3].map((u) => h * 4 + u)), // kernel 2 row h
+      }));
+      hidden.forEach((h, i) => assert.strictEqual(h.into, h.out, `hidden unit ${i}: gradient on one side only`));
+      assert.ok(hidden.some((h) => h.out) && !hidden.every((h) => h.out), 'some hidden units dropped, some kept');
+    } finally {
+      session.dispose();
+    }
+  });
+});
+
+describe('ONNX export of a trained model', function () {
+  let backend: string;
+  before(async function () {
+    if (!(await nativeAvailable())) {
+      console.log('      onnxruntime-node is not installed or does not load here: ONNX export specs skipped');
+      this.skip();
+    }
+    backend = tf.getBackend();
+    await tf.setBackend('cpu');
+  });
+  after(async () => { if (backend) await tf.setBackend(backend); });
+
+  const specs: Array<[string, ModelSpec, TrainData['normalization']]> = [
+    ['dense 784-32-16-10 with normalization', { inputShape: [28, 28, 1], layers: [dense(32, 'relu'), dense(16, 'selu'), dense(10, 'linear')] }, { mean: 0.1307, std: 0.3081 }],
+    ['conv, max-pool, dropout, flatten, dense with normalization', { inputShape: [12, 10, 1], layers: [
+      { kind: 'conv2d', filters: 4, kernelSize: 3, activation: 'relu' }, { kind: 'maxpool2d', poolSize: 2 }, { kind: 'dropout', rate: 0.25 },
+      { kind: 'flatten' }, dense(6, 'elu'), dense(3, 'linear')] }, { mean: 0.2, std: 0.5 }],
+    ['dense without normalization', { inputShape: [3, 5, 1], layers: [dense(4, 'sigmoid'), dense(3, 'linear')] }, null],
+  ];
+  for (const [name, s, normalization] of specs) {
+    it(`${name}: the same probabilities as the tfjs model (1e-5)`, async () => {
+      const ort = await loadOrt();
+      const [rows, cols] = s.inputShape;
+      const classes = (s.layers[s.layers.length - 1] as { units: number }).units;
+      const weights = randomWeights(s, 41);
+      const n = 9;
+      const r = rng(42);
+      const pixels = Float32Array.from({ length: n * rows * cols }, () => r());
+      const before = tf.memory().numTensors;
+      const model = tfjsModel(s);
+      const expected = tf.tidy(() => {
+        model.setWeights(model.getWeights().map((w, i) => tf.tensor(weights[i], w.shape)));
+        let x = tf.tensor(pixels, isSpatial(s) ? [n, rows, cols, 1] : [n, rows * cols]);
+        if (normalization) x = x.sub(normalization.mean).div(normalization.std);
+        return (model.predict(x) as tf.Tensor).softmax().dataSync();
+      });
+      model.dispose();
+      assert.strictEqual(tf.memory().numTensors, before, 'the tfjs side leaked tensors');
+      const bytes = exportOnnx(s, weights, normalization, { classes: Array.from({ length: classes }, (_c, i) => String(i)) });
+      const session = await ort.InferenceSession.create(bytes);
+      const dims = isSpatial(s) ? [n, 1, rows, cols] : [n, rows * cols];
+      const out = await session.run({ pixels: new ort.Tensor('float32', pixels, dims) });
+      await session.release();
+      const p = out.probabilities.data as Float32Array;
+      assert.deepStrictEqual(Array.from(out.probabilities.dims), [n, classes]);
+      p.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= 1e-5, `probability ${i}: onnx ${v} vs tfjs ${expected[i]}`));
+    });
+  }
 });

@@ -234,18 +234,22 @@ function flatten(input: Shape): { layer: Layer; out: Shape } {
   };
 }
 
-/** tfjs's dropout: in training, zero with probability `rate` and scale the rest by 1 / (1 - rate). */
+/**
+ * tfjs's dropout: in training, zero each value with probability `rate` and scale the rest by
+ * 1 / (1 - rate). Built from RandomUniformLike rather than ONNX Dropout: ONNX Runtime's optimizer
+ * removes a Dropout whose mask output is unused (as in a first layer), training mode or not.
+ */
 function dropout(rate: number): Layer {
   return {
     params: [],
     forward(g, x, _w, training) {
       if (!training || rate === 0) return { y: x, saved: [] };
-      const [y, mask] = g.opN('Dropout', [x, g.scalar(rate), g.constant('bool', [], [1])], 2);
-      return { y, saved: [mask] };
+      const keep = g.op('Cast', [g.op('GreaterOrEqual', [g.op('RandomUniformLike', [x]), g.scalar(rate)])], { to: 1 });
+      const scaledMask = g.op('Mul', [keep, g.scalar(1 / (1 - rate))]);
+      return { y: g.op('Mul', [x, scaledMask]), saved: [scaledMask] };
     },
-    backward(g, dy, [mask]) {
-      if (!mask) return { dx: dy, grads: [] };
-      return { dx: g.op('Mul', [g.op('Mul', [dy, g.op('Cast', [mask], { to: 1 })]), g.scalar(1 / (1 - rate))]), grads: [] };
+    backward(g, dy, [scaledMask]) {
+      return { dx: scaledMask ? g.op('Mul', [dy, scaledMask]) : dy, grads: [] };
     },
   };
 }
