@@ -113,12 +113,18 @@ export function trainGraph(c: Compiled, o: TrainOptions, pixels: number, normali
   return { model: g.toModel('train-step'), io };
 }
 
-export function sessionOptions(threads: number): Record<string, unknown> {
+/**
+ * ONNX Runtime session options. Spinning (pool threads busy-waiting for work between ops) is off
+ * unless asked for: where another process or Node-RED itself wants a core, spinning threads make
+ * 2-thread training 1.5-2x slower (measured on a shared 2-core machine).
+ */
+export function sessionOptions(threads: number, spin = false): Record<string, unknown> {
   return {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: spin ? '1' : '0' } } },
   };
 }
 
@@ -229,8 +235,13 @@ class NativeSession implements EngineSession {
   }
 }
 
+export interface NativeOptions {
+  /** let ONNX Runtime's pool threads busy-wait between ops (see sessionOptions); default false */
+  spin?: boolean;
+}
+
 /** The native engine on `threads` compute threads (ONNX Runtime's intra-op pool). */
-export function nativeEngine(threads = 1): TrainEngine {
+export function nativeEngine(threads = 1, native: NativeOptions = {}): TrainEngine {
   if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`native engine: threads ${threads} must be a whole number >= 1`);
   return {
     name: 'native',
@@ -244,7 +255,7 @@ export function nativeEngine(threads = 1): TrainEngine {
       if (c.classes !== data.classes) throw new MnistError('native-classes', { outputs: c.classes, classes: data.classes });
       if (data.count === 0) throw new MnistError('native-empty');
       const build = (steps: number) => trainGraph(c, options, pixels, data.normalization, steps).model;
-      const opts = sessionOptions(threads);
+      const opts = sessionOptions(threads, native.spin);
       const single = await ort.InferenceSession.create(build(1), opts);
       const chained = await ort.InferenceSession.create(build(STEPS_PER_RUN), opts);
       return new NativeSession(ort, c, options, single, chained, data, weights);
