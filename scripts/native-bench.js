@@ -4,7 +4,10 @@
 // then Adam + cross-entropy. Test accuracy comes from the exported inference ONNX model of the
 // trained weights (test/native.spec.ts checks that export against tfjs).
 //
-//   node scripts/native-bench.js [--repeat 1] [--no-torch] [--no-adam] [--epochs 3]
+//   node scripts/native-bench.js [--repeat 1] [--no-torch] [--no-adam] [--epochs 3] [--cnn 1]
+//
+// --cnn N adds the small CNN (conv 32 3x3 relu, max-pool 2, conv 64 3x3 relu, max-pool 2, flatten,
+// dense 128 relu, dense 10; Adam 1e-3, cross-entropy, batch 128) for N epochs on 1 and 2 threads.
 //
 // The PyTorch reference runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in its own
 // environment only (this machine's values pin OpenBLAS to AVX2 kernels; see NATIVE-FACTS.md), with
@@ -48,12 +51,15 @@ async function trainNative({ train, normalization, spec, weights, options, threa
   return { seconds, samplesPerSecond: (n * options.epochs) / seconds, openSeconds, lastLoss, trained };
 }
 
-async function accuracy(spec, weights, normalization, test) {
+function accuracyCnn(spec, weights, normalization, test) {
+  return accuracy(spec, weights, normalization, test, [test.count, 1, test.rows, test.cols]);
+}
+
+async function accuracy(spec, weights, normalization, test, dims = [test.count, test.rows * test.cols]) {
   const ort = await loadOrt();
   const session = await ort.InferenceSession.create(exportOnnx(spec, weights, normalization), { intraOpNumThreads: 2 });
-  const size = test.rows * test.cols;
   const pixels = Float32Array.from(test.images, (b) => b / 255);
-  const out = await session.run({ pixels: new ort.Tensor('float32', pixels, [test.count, size]) });
+  const out = await session.run({ pixels: new ort.Tensor('float32', pixels, dims) });
   await session.release();
   const p = out.probabilities.data;
   const classes = p.length / test.count;
@@ -74,6 +80,21 @@ function pytorch(threads) {
   if (r.status !== 0) return { error: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop() };
   const out = JSON.parse(r.stdout.trim().split('\n').pop());
   return out.pytorchPreloaded;
+}
+
+/** tfjs's default initialisation of a spec's layers (glorot-uniform kernels, zero biases). */
+function tfjsWeights(spec) {
+  const model = tf.sequential();
+  spec.layers.forEach((l, i) => {
+    const inputShape = i === 0 ? spec.inputShape : undefined;
+    if (l.kind === 'conv2d') model.add(tf.layers.conv2d({ filters: l.filters, kernelSize: l.kernelSize, activation: l.activation, inputShape }));
+    else if (l.kind === 'maxpool2d') model.add(tf.layers.maxPooling2d({ poolSize: l.poolSize }));
+    else if (l.kind === 'flatten') model.add(tf.layers.flatten());
+    else model.add(tf.layers.dense({ units: l.units, activation: l.activation }));
+  });
+  const weights = model.getWeights().map((w) => Float32Array.from(w.dataSync()));
+  model.dispose();
+  return weights;
 }
 
 function mlpWeights(seed) {
@@ -110,6 +131,21 @@ async function main() {
     const r = await trainNative({ train: ds.train, normalization, spec, weights: mlpWeights(0), options: adam, threads: 2 });
     results.adam = { threads: 2, seconds: r.seconds, samplesPerSecond: r.samplesPerSecond, testAccuracy: await accuracy(spec, r.trained, normalization, ds.test) };
     console.log(`Adam lr 0.001 + cross-entropy, batch 128, ${EPOCHS} epochs, native 2 threads: ${fmt(results.adam)}`);
+  }
+  const cnnEpochs = value('cnn', 0);
+  if (cnnEpochs > 0) {
+    const cnn = { inputShape: [28, 28, 1], layers: [
+      { kind: 'conv2d', filters: 32, kernelSize: 3, activation: 'relu' }, { kind: 'maxpool2d', poolSize: 2 },
+      { kind: 'conv2d', filters: 64, kernelSize: 3, activation: 'relu' }, { kind: 'maxpool2d', poolSize: 2 },
+      { kind: 'flatten' }, { kind: 'dense', units: 128, activation: 'relu' }, { kind: 'dense', units: 10, activation: 'linear' }] };
+    const options = { ...TRAIN_DEFAULTS, epochs: cnnEpochs, optimizer: 'adam', loss: 'crossentropy', learningRate: 0.001, batchSize: 128 };
+    results.cnn = [];
+    for (const threads of [1, 2]) {
+      const r = await trainNative({ train: ds.train, normalization, spec: cnn, weights: tfjsWeights(cnn), options, threads });
+      const row = { threads, epochs: cnnEpochs, seconds: r.seconds, samplesPerSecond: r.samplesPerSecond, testAccuracy: await accuracyCnn(cnn, r.trained, normalization, ds.test) };
+      console.log(`CNN, Adam + cross-entropy, batch 128, ${cnnEpochs} epoch(s), native ${threads} thread${threads > 1 ? 's' : ' '}: ${fmt(row)}`);
+      results.cnn.push(row);
+    }
   }
   console.log(JSON.stringify(results));
 }

@@ -170,7 +170,12 @@ function convKernel(k: number, cin: number, cout: number): ParamInfo {
   };
 }
 
-function conv2d(filters: number, size: number, act: Activation, input: Shape): { layer: Layer; out: Shape } {
+/**
+ * `pooledRelu`: a max-pool follows this relu conv and applies the relu mask at its own (quarter)
+ * resolution, where it is the same mask: the pool routes each gradient to its window's maximum,
+ * which is positive exactly when the pooled value is. Two passes over the largest tensor saved.
+ */
+function conv2d(filters: number, size: number, act: Activation, input: Shape, pooledRelu: boolean): { layer: Layer; out: Shape } {
   if (!('chw' in input)) throw new MnistError('native-unsupported', { what: 'a conv2d layer after a flatten or dense layer' });
   const [c, h, w] = input.chw;
   if (size > h || size > w) throw new MnistError('native-unsupported', { what: `a ${size}x${size} convolution of a ${h}x${w} input` });
@@ -186,7 +191,7 @@ function conv2d(filters: number, size: number, act: Activation, input: Shape): {
         return { y, saved: [x, z, y] };
       },
       backward(g, dy, [x, z, y], [k], needDx, [sk, sb]) {
-        const dz = activationGrad(g, act, dy, z, y);
+        const dz = pooledRelu ? dy : activationGrad(g, act, dy, z, y);
         // dW[f,c,i,j] = sum over n,p,q of dz[n,f,p,q] * x[n,c,p+i,q+j]: one Gemm of dz as
         // [F, N*H'*W'] with the patches of x as [N*H'*W', k*k*C] (im2col, built from k*k slices of
         // x in NHWC). A Conv over transposed tensors gives the same but runs a skinny Gemm per channel.
@@ -209,7 +214,8 @@ function conv2d(filters: number, size: number, act: Activation, input: Shape): {
   };
 }
 
-function maxpool2d(size: number, input: Shape): { layer: Layer; out: Shape } {
+/** `afterRelu`: the layer before is a relu conv that leaves its relu mask to this pool (see conv2d). */
+function maxpool2d(size: number, input: Shape, afterRelu: boolean): { layer: Layer; out: Shape } {
   if (!('chw' in input)) throw new MnistError('native-unsupported', { what: 'a maxpool2d layer after a flatten or dense layer' });
   const [c, h, w] = input.chw;
   if (size > h || size > w) throw new MnistError('native-unsupported', { what: `a ${size}x${size} max-pool of a ${h}x${w} input` });
@@ -221,10 +227,11 @@ function maxpool2d(size: number, input: Shape): { layer: Layer; out: Shape } {
       forward(g, x, _w, training) {
         if (!training) return { y: g.op('MaxPool', [x], attrs), saved: [] };
         const [y, indices] = g.opN('MaxPool', [x], 2, attrs);
-        return { y, saved: [x, indices] };
+        return { y, saved: [x, indices, y] };
       },
-      backward(g, dy, [x, indices]) {
-        return { dx: g.op('MaxUnpool', [dy, indices, g.op('Shape', [x])], attrs), grads: [] };
+      backward(g, dy, [x, indices, y]) {
+        const masked = afterRelu ? g.op('Mul', [dy, g.op('Sign', [y])]) : dy;
+        return { dx: g.op('MaxUnpool', [masked, indices, g.op('Shape', [x])], attrs), grads: [] };
       },
     },
   };
@@ -276,7 +283,11 @@ export function compile(spec: ModelSpec): Compiled {
   const input: Shape = spatial ? { chw: [channels, rows, cols] } : { flat: rows * cols * channels };
   let shape = input;
   const layers: Layer[] = [];
-  spec.layers.forEach((l: LayerSpec) => {
+  const pooledRelu = (i: number) => {
+    const [l, next] = [spec.layers[i], spec.layers[i + 1]];
+    return l?.kind === 'conv2d' && l.activation === 'relu' && next?.kind === 'maxpool2d';
+  };
+  spec.layers.forEach((l: LayerSpec, i) => {
     if ((l.kind === 'dense' || l.kind === 'conv2d') && !NATIVE_ACTIVATIONS.includes(l.activation)) {
       throw new MnistError('native-unsupported', { what: `the activation ${l.activation}` });
     }
@@ -286,8 +297,8 @@ export function compile(spec: ModelSpec): Compiled {
         shape = { flat: l.units };
         break;
       }
-      case 'conv2d': { const r = conv2d(l.filters, l.kernelSize, l.activation, shape); layers.push(r.layer); shape = r.out; break; }
-      case 'maxpool2d': { const r = maxpool2d(l.poolSize, shape); layers.push(r.layer); shape = r.out; break; }
+      case 'conv2d': { const r = conv2d(l.filters, l.kernelSize, l.activation, shape, pooledRelu(i)); layers.push(r.layer); shape = r.out; break; }
+      case 'maxpool2d': { const r = maxpool2d(l.poolSize, shape, pooledRelu(i - 1)); layers.push(r.layer); shape = r.out; break; }
       case 'flatten': { const r = flatten(shape); layers.push(r.layer); shape = r.out; break; }
       case 'dropout': {
         if (!(l.rate >= 0 && l.rate < 1)) throw new MnistError('native-unsupported', { what: `a dropout rate of ${l.rate}` });
