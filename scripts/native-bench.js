@@ -72,14 +72,13 @@ async function accuracy(spec, weights, normalization, test, dims = [test.count, 
   return right / test.count;
 }
 
-function pytorch(threads) {
+function pytorch(threads, script = 'reference_pytorch.py', extra = ['--mode', 'preloaded', '--epochs', String(EPOCHS)], pick = (out) => out.pytorchPreloaded) {
   const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads) };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync('/usr/bin/python3', [path.join(__dirname, 'reference_pytorch.py'), '--mode', 'preloaded', '--threads', '1', '--epochs', String(EPOCHS)], { env, encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/python3', [path.join(__dirname, script), '--threads', '1', ...extra], { env, encoding: 'utf8' });
   if (r.status !== 0) return { error: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop() };
-  const out = JSON.parse(r.stdout.trim().split('\n').pop());
-  return out.pytorchPreloaded;
+  return pick(JSON.parse(r.stdout.trim().split('\n').pop()));
 }
 
 /** tfjs's default initialisation of a spec's layers (glorot-uniform kernels, zero biases). */
@@ -143,8 +142,10 @@ async function main() {
     for (const threads of [1, 2]) {
       const r = await trainNative({ train: ds.train, normalization, spec: cnn, weights: tfjsWeights(cnn), options, threads });
       const row = { threads, epochs: cnnEpochs, seconds: r.seconds, samplesPerSecond: r.samplesPerSecond, testAccuracy: await accuracyCnn(cnn, r.trained, normalization, ds.test) };
-      console.log(`CNN, Adam + cross-entropy, batch 128, ${cnnEpochs} epoch(s), native ${threads} thread${threads > 1 ? 's' : ' '}: ${fmt(row)}`);
-      results.cnn.push(row);
+      console.log(`CNN, Adam + cross-entropy, batch 128, ${cnnEpochs} epoch(s), native  ${threads} thread${threads > 1 ? 's' : ' '}: ${fmt(row)}`);
+      const torch = flag('no-torch') ? null : pytorch(threads, 'reference_pytorch_cnn.py', ['--epochs', String(cnnEpochs)], (out) => out);
+      if (torch) console.log(`CNN, Adam + cross-entropy, batch 128, ${cnnEpochs} epoch(s), pytorch ${threads} thread${threads > 1 ? 's' : ' '}: ${fmt(torch)}${torch.error ? '' : `  -> native/pytorch time ${(row.seconds / torch.seconds).toFixed(2)}x`}`);
+      results.cnn.push({ native: row, pytorch: torch });
     }
   }
   console.log(JSON.stringify(results));
