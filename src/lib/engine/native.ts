@@ -124,6 +124,7 @@ export function sessionOptions(threads: number, spin = false): Record<string, un
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    logSeverityLevel: 3, // errors only: ONNX Runtime's warnings would land in Node-RED's log
     extra: { session: { intra_op: { allow_spinning: spin ? '1' : '0' } } },
   };
 }
