@@ -40,12 +40,17 @@ function sink(g: Graph, grad: string, s: GradSink): string {
   return g.op('Add', [s.beta === undefined || s.beta === 1 ? s.add : g.op('Mul', [s.add, g.scalar(s.beta)]), scaled]);
 }
 
+/** The first layer's real input is scale * x - shift (the normalization of raw pixel values). */
+export interface InputAffine { scale: number; shift: number }
+
 interface Layer {
   readonly params: ParamInfo[];
+  /** Whether forward/backward accept an InputAffine (as the first layer) instead of normalized input. */
+  readonly foldsInput?: boolean;
   /** `training` adds what the backward pass needs (dropout masks); inference skips it. */
-  forward(g: Graph, x: string, w: string[], training: boolean): { y: string; saved: string[] };
+  forward(g: Graph, x: string, w: string[], training: boolean, affine?: InputAffine): { y: string; saved: string[] };
   /** dx is null when not asked for (the first layer); grads[i] is sinks[i] applied to weight i's gradient. */
-  backward(g: Graph, dy: string, saved: string[], w: string[], needDx: boolean, sinks: GradSink[]): { dx: string | null; grads: string[] };
+  backward(g: Graph, dy: string, saved: string[], w: string[], needDx: boolean, sinks: GradSink[], affine?: InputAffine): { dx: string | null; grads: string[] };
 }
 
 export interface Compiled {
@@ -130,19 +135,34 @@ function dense(units: number, act: Activation, input: Shape): Layer {
   const bias: ParamInfo = { tfjsShape: [units], onnxShape: [units], toOnnx: same, toTfjs: same };
   return {
     params: [kernel, bias],
-    forward(g, x, [k, b]) {
-      const z = g.op('Gemm', [x, k, b], { transB: 1 });
+    foldsInput: true,
+    forward(g, x, [k, b], _training, affine) {
+      // With an affine input: (a x - t) W^T + b = a (x W^T) + (b - t * rowsum(W)), so the batch is
+      // never normalized element by element.
+      const z = affine
+        ? g.op('Gemm', [x, k, g.op('Sub', [b, g.op('Mul', [g.op('ReduceSum', [k, g.ints([1])], { keepdims: 0 }), g.scalar(affine.shift)])])], { transB: 1, alpha: { float: affine.scale } })
+        : g.op('Gemm', [x, k, b], { transB: 1 });
       const y = activate(g, act, z);
       return { y, saved: [x, z, y] };
     },
-    backward(g, dy, [x, z, y], [k], needDx, [sk, sb]) {
+    backward(g, dy, [x, z, y], [k], needDx, [sk, sb], affine) {
       const dz = activationGrad(g, act, dy, z, y);
+      const db = g.op('ReduceSum', [dz, g.ints([0])], { keepdims: 0 });
+      // dW^T = dz^T (a x - t) = a dz^T x - t db (each row); the sink's scale * dW^T + beta * add
+      // is one Gemm: alpha = scale * a, beta, C = add - (scale * t / beta) db (a column broadcast).
+      const scale = sk.scale * (affine ? affine.scale : 1);
+      const beta = sk.add ? sk.beta ?? 1 : 1;
+      let c = sk.add;
+      if (affine) {
+        const column = g.op('Mul', [g.op('Unsqueeze', [db, g.ints([1])]), g.scalar((sk.scale * affine.shift) / beta)]);
+        c = c ? g.op('Sub', [c, column]) : g.op('Neg', [column]);
+      }
       const gemm: Record<string, AttrValue> = { transA: 1 };
-      if (sk.scale !== 1) gemm.alpha = { float: sk.scale };
-      if (sk.add && sk.beta !== undefined && sk.beta !== 1) gemm.beta = { float: sk.beta };
+      if (scale !== 1) gemm.alpha = { float: scale };
+      if (c && beta !== 1) gemm.beta = { float: beta };
       return {
         dx: needDx ? g.op('Gemm', [dz, k]) : null,
-        grads: [g.op('Gemm', sk.add ? [dz, x, sk.add] : [dz, x], gemm), sink(g, g.op('ReduceSum', [dz, g.ints([0])], { keepdims: 0 }), sb)],
+        grads: [g.op('Gemm', c ? [dz, x, c] : [dz, x], gemm), sink(g, db, sb)],
       };
     },
   };
@@ -320,17 +340,18 @@ function perLayer<T>(c: Compiled, all: T[]): T[][] {
   return c.layers.map((l) => { const s = all.slice(at, at + l.params.length); at += l.params.length; return s; });
 }
 
-/** Logits of a batch x (flat [N, D] or [N, C, H, W]). */
-export function forward(g: Graph, c: Compiled, x: string, weights: string[], training: boolean): { logits: string; saved: string[][] } {
+/** Logits of a batch x (flat [N, D] or [N, C, H, W]); `affine`: x is raw, see InputAffine (needs foldsInput). */
+export function forward(g: Graph, c: Compiled, x: string, weights: string[], training: boolean, affine?: InputAffine): { logits: string; saved: string[][] } {
+  if (affine && !c.layers[0].foldsInput) throw new Error('graph: the first layer cannot take an affine input');
   const w = perLayer(c, weights);
   const saved: string[][] = [];
   let y = x;
-  c.layers.forEach((l, i) => { const r = l.forward(g, y, w[i], training); y = r.y; saved.push(r.saved); });
+  c.layers.forEach((l, i) => { const r = l.forward(g, y, w[i], training, i === 0 ? affine : undefined); y = r.y; saved.push(r.saved); });
   return { logits: y, saved };
 }
 
 /** Every weight's gradient with its sink applied (see GradSink), in the flat weight order, from dL/dlogits. */
-export function backward(g: Graph, c: Compiled, dLogits: string, saved: string[][], weights: string[], sinks: GradSink[]): string[] {
+export function backward(g: Graph, c: Compiled, dLogits: string, saved: string[][], weights: string[], sinks: GradSink[], affine?: InputAffine): string[] {
   const w = perLayer(c, weights);
   const s = perLayer(c, sinks);
   const grads: string[][] = [];
@@ -338,7 +359,7 @@ export function backward(g: Graph, c: Compiled, dLogits: string, saved: string[]
   for (let i = c.layers.length - 1; i >= 0; i--) {
     // No layer before a weightless head needs dx; the first layer never does.
     const needDx = c.layers.slice(0, i).some((l) => l.params.length > 0);
-    const r = c.layers[i].backward(g, dy, saved[i], w[i], needDx, s[i]);
+    const r = c.layers[i].backward(g, dy, saved[i], w[i], needDx, s[i], i === 0 ? affine : undefined);
     grads[i] = r.grads;
     if (!needDx) break;
     dy = r.dx as string;
