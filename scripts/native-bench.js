@@ -125,6 +125,13 @@ async function main() {
       results.tutorial.push({ native, pytorch: torch });
     }
   }
+  if (REPEAT > 1) {
+    const stat = (xs) => { const v = xs.filter((x) => x !== undefined).sort((a, b) => a - b); return v.length ? `min ${v[0].toFixed(3)} s, median ${v[Math.floor(v.length / 2)].toFixed(3)} s` : 'n/a'; };
+    for (const threads of [1, 2]) {
+      const rows = results.tutorial.filter((r) => r.native.threads === threads);
+      console.log(`  ${threads} thread${threads > 1 ? 's' : ' '} over ${REPEAT} runs: native ${stat(rows.map((r) => r.native.seconds))}; pytorch ${stat(rows.map((r) => r.pytorch?.seconds))}`);
+    }
+  }
   if (!flag('no-adam')) {
     const adam = { ...TRAIN_DEFAULTS, epochs: EPOCHS, optimizer: 'adam', loss: 'crossentropy', learningRate: 0.001, batchSize: 128 };
     const r = await trainNative({ train: ds.train, normalization, spec, weights: mlpWeights(0), options: adam, threads: 2 });
