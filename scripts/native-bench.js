@@ -11,7 +11,8 @@
 //
 // The PyTorch reference runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in its own
 // environment only (this machine's values pin OpenBLAS to AVX2 kernels; see NATIVE-FACTS.md), with
-// OPENBLAS_NUM_THREADS = threads and torch's own pool at 1 thread.
+// OPENBLAS_NUM_THREADS = threads and torch's own pool at 1 thread. Each run reports wall and CPU
+// seconds of the training loop: on a shared machine, 1-thread CPU seconds are the steadier figure.
 'use strict';
 require('ts-node').register({ transpileOnly: true, compilerOptions: { module: 'commonjs' } });
 const path = require('path');
@@ -37,6 +38,7 @@ async function trainNative({ train, normalization, spec, weights, options, threa
   const openSeconds = (performance.now() - t0) / 1000;
   const n = train.count;
   const started = performance.now();
+  const cpu = process.cpuUsage();
   let lastLoss = NaN;
   for (let epoch = 1; epoch <= options.epochs; epoch++) {
     const order = permutation(n, rng(options.seed * 7919 + epoch));
@@ -46,9 +48,10 @@ async function trainNative({ train, normalization, spec, weights, options, threa
     lastLoss = losses[losses.length - 1];
   }
   const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
   const trained = await session.getWeights();
   session.dispose();
-  return { seconds, samplesPerSecond: (n * options.epochs) / seconds, openSeconds, lastLoss, trained };
+  return { seconds, cpuSeconds: (used.user + used.system) / 1e6, samplesPerSecond: (n * options.epochs) / seconds, openSeconds, lastLoss, trained };
 }
 
 function accuracyCnn(spec, weights, normalization, test) {
@@ -72,11 +75,35 @@ async function accuracy(spec, weights, normalization, test, dims = [test.count, 
   return right / test.count;
 }
 
+// Runs a reference script's main() with its training loop's CPU time added as cpuSeconds: the
+// first perf_counter() call is the loop's start, result() is called at its end. On a machine shared
+// with other work, CPU seconds of a 1-thread run stay close to its uncontended wall time.
+const WITH_CPU_TIME = `
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import importlib
+ref = importlib.import_module(sys.argv[2])
+marks, real = [], time.perf_counter
+def counter():
+    marks.append(time.process_time())
+    return real()
+time.perf_counter = counter
+original = ref.result if hasattr(ref, 'result') else None
+if original:
+    def result(*a):
+        out = original(*a)
+        out['cpuSeconds'] = round(time.process_time() - marks[0], 3)
+        return out
+    ref.result = result
+sys.argv = [sys.argv[2] + '.py'] + sys.argv[3:]
+ref.main()
+`;
+
 function pytorch(threads, script = 'reference_pytorch.py', extra = ['--mode', 'preloaded', '--epochs', String(EPOCHS)], pick = (out) => out.pytorchPreloaded) {
   const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads) };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync('/usr/bin/python3', [path.join(__dirname, script), '--threads', '1', ...extra], { env, encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/python3', ['-c', WITH_CPU_TIME, __dirname, script.replace(/\.py$/, ''), '--threads', '1', ...extra], { env, encoding: 'utf8' });
   if (r.status !== 0) return { error: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop() };
   return pick(JSON.parse(r.stdout.trim().split('\n').pop()));
 }
@@ -103,7 +130,7 @@ function mlpWeights(seed) {
   return weights;
 }
 
-const fmt = (r) => (r.error ? `error: ${r.error}` : `${r.seconds.toFixed(3)} s  ${Math.round(r.samplesPerSecond).toLocaleString('en')} samples/s  test accuracy ${r.testAccuracy.toFixed(4)}`);
+const fmt = (r) => (r.error ? `error: ${r.error}` : `${r.seconds.toFixed(3)} s (cpu ${r.cpuSeconds?.toFixed(3) ?? '?'} s)  ${Math.round(r.samplesPerSecond).toLocaleString('en')} samples/s  test accuracy ${r.testAccuracy.toFixed(4)}`);
 
 async function main() {
   await tf.setBackend('cpu');
@@ -118,7 +145,7 @@ async function main() {
   for (let rep = 0; rep < REPEAT; rep++) {
     for (const threads of [1, 2]) {
       const r = await trainNative({ train: ds.train, normalization, spec, weights: mlpWeights(rep), options: tutorial, threads });
-      const native = { threads, seconds: r.seconds, samplesPerSecond: r.samplesPerSecond, openSeconds: r.openSeconds, testAccuracy: await accuracy(spec, r.trained, normalization, ds.test) };
+      const native = { threads, seconds: r.seconds, cpuSeconds: r.cpuSeconds, samplesPerSecond: r.samplesPerSecond, openSeconds: r.openSeconds, testAccuracy: await accuracy(spec, r.trained, normalization, ds.test) };
       console.log(`  native  ${threads} thread${threads > 1 ? 's' : ' '}: ${fmt(native)}  (open ${r.openSeconds.toFixed(3)} s)`);
       const torch = flag('no-torch') ? null : pytorch(threads);
       if (torch) console.log(`  pytorch ${threads} thread${threads > 1 ? 's' : ' '}: ${fmt(torch)}${torch.error ? '' : `  -> native/pytorch time ${(native.seconds / torch.seconds).toFixed(2)}x`}`);
@@ -129,13 +156,14 @@ async function main() {
     const stat = (xs) => { const v = xs.filter((x) => x !== undefined).sort((a, b) => a - b); return v.length ? `min ${v[0].toFixed(3)} s, median ${v[Math.floor(v.length / 2)].toFixed(3)} s` : 'n/a'; };
     for (const threads of [1, 2]) {
       const rows = results.tutorial.filter((r) => r.native.threads === threads);
-      console.log(`  ${threads} thread${threads > 1 ? 's' : ' '} over ${REPEAT} runs: native ${stat(rows.map((r) => r.native.seconds))}; pytorch ${stat(rows.map((r) => r.pytorch?.seconds))}`);
+      console.log(`  ${threads} thread${threads > 1 ? 's' : ' '} over ${REPEAT} runs, wall: native ${stat(rows.map((r) => r.native.seconds))}; pytorch ${stat(rows.map((r) => r.pytorch?.seconds))}`);
+      console.log(`  ${threads} thread${threads > 1 ? 's' : ' '} over ${REPEAT} runs, cpu:  native ${stat(rows.map((r) => r.native.cpuSeconds))}; pytorch ${stat(rows.map((r) => r.pytorch?.cpuSeconds))}`);
     }
   }
   if (!flag('no-adam')) {
     const adam = { ...TRAIN_DEFAULTS, epochs: EPOCHS, optimizer: 'adam', loss: 'crossentropy', learningRate: 0.001, batchSize: 128 };
     const r = await trainNative({ train: ds.train, normalization, spec, weights: mlpWeights(0), options: adam, threads: 2 });
-    results.adam = { threads: 2, seconds: r.seconds, samplesPerSecond: r.samplesPerSecond, testAccuracy: await accuracy(spec, r.trained, normalization, ds.test) };
+    results.adam = { threads: 2, seconds: r.seconds, cpuSeconds: r.cpuSeconds, samplesPerSecond: r.samplesPerSecond, testAccuracy: await accuracy(spec, r.trained, normalization, ds.test) };
     console.log(`Adam lr 0.001 + cross-entropy, batch 128, ${EPOCHS} epochs, native 2 threads: ${fmt(results.adam)}`);
   }
   const cnnEpochs = value('cnn', 0);
@@ -148,7 +176,7 @@ async function main() {
     results.cnn = [];
     for (const threads of [1, 2]) {
       const r = await trainNative({ train: ds.train, normalization, spec: cnn, weights: tfjsWeights(cnn), options, threads });
-      const row = { threads, epochs: cnnEpochs, seconds: r.seconds, samplesPerSecond: r.samplesPerSecond, testAccuracy: await accuracyCnn(cnn, r.trained, normalization, ds.test) };
+      const row = { threads, epochs: cnnEpochs, seconds: r.seconds, cpuSeconds: r.cpuSeconds, samplesPerSecond: r.samplesPerSecond, testAccuracy: await accuracyCnn(cnn, r.trained, normalization, ds.test) };
       console.log(`CNN, Adam + cross-entropy, batch 128, ${cnnEpochs} epoch(s), native  ${threads} thread${threads > 1 ? 's' : ' '}: ${fmt(row)}`);
       const torch = flag('no-torch') ? null : pytorch(threads, 'reference_pytorch_cnn.py', ['--epochs', String(cnnEpochs)], (out) => out);
       if (torch) console.log(`CNN, Adam + cross-entropy, batch 128, ${cnnEpochs} epoch(s), pytorch ${threads} thread${threads > 1 ? 's' : ' '}: ${fmt(torch)}${torch.error ? '' : `  -> native/pytorch time ${(row.seconds / torch.seconds).toFixed(2)}x`}`);
