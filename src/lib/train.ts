@@ -27,6 +27,8 @@ export interface TrainHooks extends RunHooks {
   /** false once the model was freed under us (its node ran again or closed): training ends */
   modelAlive?: () => boolean;
   engine?: EnginePreference;
+  /** native engine threads (default: every core) */
+  threads?: number;
   /** the memory one run may take (setting mnistMemoryLimitMB) */
   memoryLimitMB?: number;
   /** the tfjs backend the worker starts (a setting or MNIST_TF_BACKEND) */
@@ -50,7 +52,7 @@ export async function train(model: tf.LayersModel, view: SplitView, classes: num
   };
   try {
     const r = await runInWorker({
-      engine: hooks.engine ?? 'auto', backend: hooks.backend, spec, weights, options,
+      engine: hooks.engine ?? 'auto', backend: hooks.backend, threads: hooks.threads, spec, weights, options,
       data: { images: view.images, labels: view.labels, count: view.count, rows: view.rows, cols: view.cols, normalization: view.normalization, classes },
     }, {
       signal: controller.signal,

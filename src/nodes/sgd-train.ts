@@ -2,11 +2,15 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { MnistError } from '../lib/messages';
 import { ModelEntry } from '../lib/model';
 import * as registry from '../lib/registry';
+import { ENGINES, EnginePreference } from '../lib/engine/pick';
 import { TrainResult, train } from '../lib/train';
 import { attach, checkFit, needDataset, needSplit, options } from './common';
 
 export = (RED: NodeAPI) => {
-  const settings = RED.settings as unknown as { mnistBackend?: string };
+  const settings = RED.settings as unknown as { mnistBackend?: string; mnistEngine?: string; mnistThreads?: number };
+  const wish = String(settings.mnistEngine || process.env.MNIST_ENGINE || 'auto');
+  const engine: EnginePreference = ENGINES.includes(wish as EnginePreference) ? wish as EnginePreference : 'auto';
+  const threads = Number(settings.mnistThreads) >= 1 ? Math.floor(Number(settings.mnistThreads)) : undefined;
   // "The native engine is not installed here, so training runs on wasm" is said once per process.
   let fallbackSaid = false;
   function SgdTrainNode(this: Node, config: NodeDef) {
@@ -28,24 +32,26 @@ export = (RED: NodeAPI) => {
         let result: TrainResult;
         try {
           status('sgd-train.status.starting');
-          let engine = '';
+          let used = '';
           result = await train(entry.model, view, view.classes, trainOptions, {
             signal,
+            engine,
+            threads,
             backend: settings.mnistBackend,
             memoryLimitMB: memoryMB,
             modelAlive: () => registry.isAlive(handle),
             onEngine: (e) => {
-              engine = e.name;
+              used = e.name;
               if (e.fallback && !fallbackSaid) {
                 fallbackSaid = true;
                 node.log(t(`errors.${e.fallback.code}`, e.fallback.params));
               }
-              status('sgd-train.status.start', { engine, epochs: trainOptions.epochs });
+              status(e.fallback ? 'sgd-train.status.fallback' : 'sgd-train.status.start', { engine: used, epochs: trainOptions.epochs });
             },
             onBatch: (p) => {
               const step = (p.epoch - 1) * p.batches + p.batch;
               if (every > 0 && (step % every === 0 || p.batch === p.batches)) {
-                status('sgd-train.status.progress', { engine, epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(3) });
+                status('sgd-train.status.progress', { engine: used, epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(3) });
                 send([null, { topic: 'loss', payload: { epoch: p.epoch, batch: p.batch, batches: p.batches, step, loss: p.loss } }]);
               }
             },

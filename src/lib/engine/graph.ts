@@ -4,9 +4,9 @@
 //
 // Tensors are NCHW inside the graph (ONNX's Conv and MaxPool layout); weights convert from and to
 // tfjs's layout at the boundary (ParamInfo.toOnnx / toTfjs), so no transposes run per step.
-import type { Activation } from '../model';
+import type { Activation } from './types';
 import { MnistError } from '../messages';
-import type { LossName, OptimizerName } from '../train';
+import type { LossName, OptimizerName } from './types';
 import { AttrValue, Graph } from './onnx';
 import type { LayerSpec, ModelSpec } from './types';
 

@@ -6,7 +6,7 @@
 //
 // session.run blocks the thread it runs on: run this engine in a worker thread.
 import { MnistError } from '../messages';
-import type { TrainOptions } from '../train';
+import type { TrainOptions } from './types';
 import { ADAM, Compiled, backward, compile, forward, loss, optimizerStep, stateSlots } from './graph';
 import { Graph } from './onnx';
 import type { EngineSession, ModelSpec, TrainData, TrainEngine, Weights } from './types';

@@ -14,7 +14,7 @@ parentPort!.on('message', (m: { type: string }) => { if (m.type === 'stop') stop
 
 (async () => {
   try {
-    const { engine, fallback } = await pickEngine(request.engine, request.backend, request.spec);
+    const { engine, fallback } = await pickEngine(request.engine, request.backend, request.spec, request.threads);
     post({ type: 'engine', name: engine.name, threads: engine.threads, fallback });
     const result = await drive(engine, request.spec, request.weights, request.data, request.options, {
       stopped: () => stopping,
@@ -25,5 +25,8 @@ parentPort!.on('message', (m: { type: string }) => { if (m.type === 'stop') stop
     const error = e instanceof MnistError ? { code: e.code, params: e.params }
       : { code: 'engine-failed', params: { reason: e instanceof Error ? e.message : String(e) } };
     post({ type: 'error', error });
+  } finally {
+    // Nothing else keeps this thread alive: it exits, and its heap and native memory go with it.
+    parentPort!.close();
   }
 })();
