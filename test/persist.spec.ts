@@ -9,7 +9,7 @@ import { createMlp } from '../src/lib/model';
 import { backend, helper, NODES, tensors } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const ALL = [...NODES, require('../src/nodes/model-save'), require('@node-red/nodes/core/common/25-catch.js')];
+const ALL = [...NODES, require('@node-red/nodes/core/common/25-catch.js')];
 
 /** Saves the way plain TensorFlow.js code does: model.json + a weights shard, no metadata.json. */
 async function savePlain(model: tf.LayersModel, folder: string, shard = 'group1-shard1of1.bin'): Promise<void> {

@@ -8,7 +8,7 @@ import { backend, helper, NODES, tensors } from './helpers';
 
 // Catch is a core node the helper does not load by itself; without it errors reach no one.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const ALL = [...NODES, require('../src/nodes/model-save'), require('@node-red/nodes/core/common/25-catch.js')];
+const ALL = [...NODES, require('@node-red/nodes/core/common/25-catch.js')];
 
 // ------------------------------------------------------------------ our own digit images
 

@@ -2,116 +2,16 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
-import * as os from 'os';
 import * as path from 'path';
-import { gzipSync } from 'zlib';
-import { backend, helper, next, NODES, statusOf, tensors } from './helpers';
+import {
+  backend, caughtFrom, fails, file, flow, helper, idx, next, NODES, protoModel, protoSplit, ready, scratch, statusOf, tensors, works, writeSet,
+} from './helpers';
 
 // Bad input of every kind, sent to every node: each must give a clear error that a Catch node
 // receives, turn the node's status red, leave Node-RED working for the next good message, and
 // free every tensor when the flow is unloaded.
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-robust-'));
-process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
-const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
-
-function idx(dims: number[], data: Uint8Array): Buffer {
-  const head = Buffer.alloc(4 + 4 * dims.length);
-  head[2] = 0x08;
-  head[3] = dims.length;
-  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([head, Buffer.from(data)]);
-}
-
-interface SetSpec { count?: number; rows?: number; cols?: number; classes?: number; gz?: boolean }
-
-/** The four idx files of a small random dataset; `tweak` may then spoil one of them. */
-function writeSet(name: string, spec: SetSpec = {}, tweak?: (dir: string) => void): string {
-  const { count = 60, rows = 28, cols = 28, classes = 10, gz = false } = spec;
-  const dir = path.join(tmp, name);
-  fs.mkdirSync(dir, { recursive: true });
-  const files: Record<string, Buffer> = {};
-  for (const [img, lbl] of [['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'], ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']]) {
-    const pixels = Uint8Array.from({ length: count * rows * cols }, (_, i) => (i * 37) % 256);
-    files[img] = idx([count, rows, cols], pixels);
-    files[lbl] = idx([count], Uint8Array.from({ length: count }, (_, i) => i % classes));
-  }
-  for (const [f, buf] of Object.entries(files)) fs.writeFileSync(path.join(dir, gz ? `${f}.gz` : f), gz ? gzipSync(buf) : buf);
-  tweak?.(dir);
-  return dir;
-}
-
-const file = (dir: string, f: string) => path.join(dir, f);
-
-/** Resolves with the next error a Catch node reports for node `id`. */
-function caughtFrom(id: string, ms = 240000): Promise<any> {
-  const caught = helper.getNode('caught');
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no error caught from ${id}`)), ms);
-    const on = (m: any) => {
-      if (m.error?.source?.id !== id) return;
-      clearTimeout(t);
-      caught.removeListener('input', on);
-      resolve(m);
-    };
-    caught.on('input', on);
-  });
-}
-
-/** Sends `msg` to node `id` and checks the error: Catch sees it, it names the problem, status red. */
-async function fails(id: string, msg: any, text: RegExp): Promise<string> {
-  const got = caughtFrom(id);
-  const sent = next(helper.getNode('out')).then((o) => { throw new Error(`${id} sent ${describeMsg(o.payload)} instead of failing`); });
-  sent.catch(() => undefined);
-  helper.getNode(id).receive(msg);
-  const m = await Promise.race([got, sent]);
-  assert.match(m.error.message, text, `${id}: "${m.error.message}" for ${describeMsg(msg)}`);
-  assert.equal(statusOf(helper.getNode(id)).fill, 'red', `${id} status is red`);
-  return m.error.message;
-}
-
-function describeMsg(msg: any): string {
-  try { return JSON.stringify(msg).slice(0, 80); } catch { return String(msg); }
-}
-
-/** Sends `msg` to node `id` and resolves with what its first output sends (no error). */
-async function works(id: string, msg: any, out = 'out'): Promise<any> {
-  const got = next(helper.getNode(out));
-  const err = caughtFrom(id).then((m) => { throw new Error(`unexpected error from ${id}: ${m.error.message}`); });
-  helper.getNode(id).receive(msg);
-  const m = await Promise.race([got, err]);
-  assert.notEqual(statusOf(helper.getNode(id)).fill, 'red');
-  return m;
-}
-
-const protoModel = () => JSON.parse('{"__proto__": {"kind":"model"}, "id":"x"}');
-const protoSplit = () => JSON.parse('{"__proto__": {"kind":"split"}, "id":"x"}');
-
-/** A producer of good messages (embedded MNIST subset, normalized, with a model), plus every node under test. */
-function flow(extra: any[] = [], opts: { limit?: number; splits?: string } = {}): any[] {
-  return [
-    { id: 'ds', type: 'mnist-dataset', limit: opts.limit ?? 300, splits: opts.splits ?? 'both', wires: [['norm']] },
-    { id: 'norm', type: 'normalize', wires: [['mlp']] },
-    { id: 'mlp', type: 'mlp-model', hidden: '32', wires: [['ready']] },
-    { id: 'ready', type: 'helper' },
-    { id: 't-norm', type: 'normalize', wires: [['out']] },
-    { id: 't-mlp', type: 'mlp-model', hidden: '16', wires: [['out']] },
-    { id: 't-train', type: 'sgd-train', epochs: '1', batchSize: '100', progressEvery: '0', wires: [['out'], []] },
-    { id: 't-eval', type: 'evaluate', wires: [['out']] },
-    { id: 't-plot', type: 'plot', kind: 'samples', wires: [['out']] },
-    { id: 't-predict', type: 'predict', topK: '1', wires: [['out']] },
-    { id: 'out', type: 'helper' },
-    { id: 'catcher', type: 'catch', wires: [['caught']] },
-    { id: 'caught', type: 'helper' },
-    ...extra,
-  ];
-}
-
-async function ready(): Promise<any> {
-  const got = next(helper.getNode('ready'));
-  helper.getNode('ds').receive({ payload: true });
-  return got;
-}
+const tmp = scratch();
 
 describe('robustness: malformed input to every node', function () {
   let base = 0;
