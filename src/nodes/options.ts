@@ -108,6 +108,10 @@ export const OPTIONS = {
     shuffle: { type: 'bool', default: TRAIN_DEFAULTS.shuffle, msg: 'train.shuffle' },
     seed: { ...SEED, default: TRAIN_DEFAULTS.seed, msg: 'train.seed' },
     progressEvery: { type: 'int', default: 10, min: 0, max: 1_000_000 },
+    validation: { type: 'enum', default: 'none', values: ['none', 'split', 'test'], msg: 'train.validation' },
+    validationFraction: { type: 'number', default: 0.1, min: 0.01, max: 0.5, msg: 'train.validationFraction' },
+    earlyStopping: { type: 'bool', default: false, msg: 'train.earlyStopping' },
+    patience: { type: 'int', default: 3, min: 1, max: 100, msg: 'train.patience' },
   },
   evaluate: {
     split: { type: 'enum', default: 'test', values: ['test', 'train'] },

@@ -2,7 +2,7 @@
 // divergence (with the weights put back), history. Engines only run optimizer steps.
 import { MnistError } from '../messages';
 import { permutation, rng } from '../random';
-import { EpochRecord, History, ModelSpec, Progress, TrainData, TrainEngine, TrainOptions, Weights } from './types';
+import { EpochRecord, HeldOut, History, ModelSpec, Progress, TrainData, TrainEngine, TrainOptions, Weights } from './types';
 
 export interface DriveHooks {
   onBatch?: (p: Progress) => void;
@@ -17,6 +17,16 @@ export interface DriveResult {
   seconds: number;
   samples: number;
   stopped: boolean;
+  /** early stopping ended the training; the weights are those of `bestEpoch` */
+  stoppedEarly?: boolean;
+  bestEpoch?: number;
+}
+
+/** Held-out samples measured after every epoch, and early stopping on their loss. */
+export interface Validation {
+  held: HeldOut;
+  /** stop once the held-out loss has not improved for this many epochs, keeping the best weights */
+  patience?: number;
 }
 
 /** Batches handed to an engine per run: enough to amortise a native call, few enough to stop quickly. */
@@ -46,7 +56,7 @@ const allFinite = (weights: Weights) => weights.every((w) => w.every(Number.isFi
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
 export async function drive(
-  engine: TrainEngine, spec: ModelSpec, weights: Weights, data: TrainData, options: TrainOptions, hooks: DriveHooks = {},
+  engine: TrainEngine, spec: ModelSpec, weights: Weights, data: TrainData, options: TrainOptions, hooks: DriveHooks = {}, validation?: Validation,
 ): Promise<DriveResult> {
   const n = data.count;
   if (n === 0) throw new MnistError('split-empty');
@@ -59,6 +69,8 @@ export async function drive(
   const started = Date.now();
   let samples = 0;
   let stopped = false;
+  let best: { loss: number; epoch: number; weights: Weights } | undefined;
+  let stoppedEarly = false;
   try {
     for (let epoch = 1; epoch <= options.epochs && !stopped; epoch++) {
       // The weights as they were when this epoch began: a diverging epoch puts them back, so the
@@ -111,11 +123,28 @@ export async function drive(
         }
         const record: EpochRecord = { epoch, loss: epochLoss / seen, seconds: (Date.now() - epochStart) / 1000 };
         if (seen < n) record.partial = seen / n;
+        if (validation) {
+          const { held, patience } = validation;
+          const v = await session.evaluate(held);
+          let correct = 0;
+          for (let i = 0; i < held.count; i++) if (v.predicted[i] === held.labels[i]) correct++;
+          record.valLoss = v.loss;
+          record.valAccuracy = correct / held.count;
+          if (patience !== undefined && !record.partial) {
+            if (!best || v.loss < best.loss) best = { loss: v.loss, epoch, weights: await session.getWeights() };
+            else if (epoch - best.epoch >= patience) stoppedEarly = true;
+          }
+        }
         history.epochs.push(record);
         hooks.onEpoch?.(record, options.epochs);
+        if (stoppedEarly) break;
       }
     }
-    return { weights: await session.getWeights(), history, seconds: (Date.now() - started) / 1000, samples, stopped };
+    // Early stopping (and a stop after the best epoch) keeps the best weights seen.
+    if (best && (stoppedEarly || stopped) && best.epoch < history.epochs.length) await session.setWeights(best.weights);
+    const result: DriveResult = { weights: await session.getWeights(), history, seconds: (Date.now() - started) / 1000, samples, stopped };
+    if (best) Object.assign(result, { stoppedEarly, bestEpoch: best.epoch });
+    return result;
   } finally {
     session.dispose();
   }

@@ -9,7 +9,7 @@ import { MnistError } from '../messages';
 import type { TrainOptions } from './types';
 import { ADAM, Compiled, backward, compile, forward, loss, optimizerStep, stateSlots } from './graph';
 import { Graph } from './onnx';
-import type { EngineSession, ModelSpec, TrainData, TrainEngine, Weights } from './types';
+import type { EngineSession, HeldOut, ModelSpec, TrainData, TrainEngine, Weights } from './types';
 
 // The few parts of onnxruntime-node's API used here, typed locally: the package is optional, so
 // neither the build nor a require of this module may depend on it being installed.
@@ -118,6 +118,31 @@ export function trainGraph(c: Compiled, o: TrainOptions, pixels: number, normali
 }
 
 /**
+ * The forward pass alone, for held-out samples: images uint8 [n, pixels], labels int32 [n], w<i>
+ * in; the batch's mean loss ("loss") and each sample's class ("predicted", int64 [n]) out.
+ */
+export function evalGraph(c: Compiled, lossName: TrainOptions['loss'], pixels: number, normalization: TrainData['normalization']): Uint8Array {
+  const g = new Graph();
+  const images = g.input('images', 'uint8', ['n', pixels]);
+  const labels = g.input('labels', 'int32', ['n']);
+  const weights = c.params.map((p, i) => g.input(`w${i}`, 'float', p.onnxShape));
+  const mean = normalization ? normalization.mean : 0;
+  const std = normalization ? normalization.std : 1;
+  let x = g.op('Sub', [g.op('Mul', [g.op('Cast', [images], { to: 1 }), g.scalar(1 / (255 * std))]), g.scalar(mean / std)]);
+  if ('chw' in c.input) x = g.op('Reshape', [x, g.ints([-1, ...c.input.chw])]);
+  const eye = new Float32Array(c.classes * c.classes);
+  for (let k = 0; k < c.classes; k++) eye[k * c.classes + k] = 1;
+  const oneHot = g.op('Gather', [g.constant('float', [c.classes, c.classes], eye), labels]);
+  const { logits } = forward(g, c, x, weights, false);
+  g.output(loss(g, lossName, logits, oneHot).loss, 'loss', 'float', []);
+  g.output(g.op('ArgMax', [logits], { axis: 1, keepdims: 0 }), 'predicted', 'int64', ['n']);
+  return g.toModel('evaluate');
+}
+
+/** Held-out samples evaluated per run: bounded memory for any model. */
+const EVAL_CHUNK = 1000;
+
+/**
  * ONNX Runtime session options. Spinning (pool threads busy-waiting for work between ops) is off
  * unless asked for: where another process or Node-RED itself wants a core, spinning threads make
  * 2-thread training 1.5-2x slower (measured on a shared 2-core machine).
@@ -139,6 +164,8 @@ class NativeSession implements EngineSession {
   private readonly images: OrtTensor;
   private readonly labels: OrtTensor;
   private readonly rows: number;
+  private readonly pixels: number;
+  private readonly normalization: TrainData['normalization'];
   // Adam's running beta1^t and beta2^t in float32, as tfjs keeps them (accBeta1/2)
   private acc1 = Math.fround(ADAM.beta1);
   private acc2 = Math.fround(ADAM.beta2);
@@ -152,8 +179,11 @@ class NativeSession implements EngineSession {
     private readonly chained: OrtSession,
     data: TrainData,
     weights: Weights,
+    private readonly threads: number,
   ) {
     this.rows = data.count;
+    this.pixels = data.rows * data.cols;
+    this.normalization = data.normalization;
     this.weights = this.toOnnx(weights);
     const slots = stateSlots(options);
     this.state = this.weights.flatMap((w) => Array.from({ length: slots }, () => new Float32Array(w.length)));
@@ -224,6 +254,29 @@ class NativeSession implements EngineSession {
     return out.losses.data as Float32Array;
   }
 
+  private evalSession?: Promise<OrtSession>;
+
+  async evaluate(held: HeldOut): Promise<{ loss: number; predicted: Int32Array }> {
+    const { ort, c } = this;
+    this.evalSession ??= ort.InferenceSession.create(evalGraph(c, this.options.loss, this.pixels, this.normalization), sessionOptions(this.threads));
+    const session = await this.evalSession;
+    const predicted = new Int32Array(held.count);
+    let lossSum = 0;
+    for (let lo = 0; lo < held.count; lo += EVAL_CHUNK) {
+      const hi = Math.min(lo + EVAL_CHUNK, held.count);
+      const images = held.images.slice(lo * this.pixels, hi * this.pixels); // a copy: the binding refuses shared memory
+      const feeds: Record<string, OrtTensor> = {
+        images: new ort.Tensor('uint8', images, [hi - lo, this.pixels]),
+        labels: new ort.Tensor('int32', Int32Array.from(held.labels.subarray(lo, hi)), [hi - lo]),
+      };
+      this.weights.forEach((w, i) => { feeds[`w${i}`] = new ort.Tensor('float32', w, c.params[i].onnxShape); });
+      const out = await session.run(feeds);
+      lossSum += (out.loss.data as Float32Array)[0] * (hi - lo);
+      predicted.set(Int32Array.from(out.predicted.data as BigInt64Array, Number), lo);
+    }
+    return { loss: lossSum / Math.max(held.count, 1), predicted };
+  }
+
   async getWeights(): Promise<Weights> {
     return this.weights.map((w, i) => Float32Array.from(this.c.params[i].toTfjs(w)));
   }
@@ -237,6 +290,7 @@ class NativeSession implements EngineSession {
     this.disposed = true;
     void this.single.release();
     void this.chained.release();
+    void this.evalSession?.then((s) => s.release());
   }
 }
 
@@ -263,7 +317,7 @@ export function nativeEngine(threads = 1, native: NativeOptions = {}): TrainEngi
       const opts = sessionOptions(threads, native.spin);
       const single = await ort.InferenceSession.create(build(1), opts);
       const chained = await ort.InferenceSession.create(build(STEPS_PER_RUN), opts);
-      return new NativeSession(ort, c, options, single, chained, data, weights);
+      return new NativeSession(ort, c, options, single, chained, data, weights, threads);
     },
   };
 }

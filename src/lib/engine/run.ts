@@ -4,9 +4,9 @@
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { MnistError, Params } from '../messages';
-import type { DriveResult } from './driver';
+import type { DriveResult, Validation } from './driver';
 import type { EnginePreference } from './pick';
-import { ModelSpec, Progress, TrainData, TrainOptions, Weights } from './types';
+import { EpochRecord, ModelSpec, Progress, TrainData, TrainOptions, Weights } from './types';
 
 export interface WorkerRequest {
   engine: EnginePreference;
@@ -18,17 +18,20 @@ export interface WorkerRequest {
   weights: Weights;
   data: TrainData;
   options: TrainOptions;
+  validation?: Validation;
 }
 
 export type WorkerReply =
   | { type: 'engine'; name: string; threads: number; fallback?: { code: string; params: Params } }
   | { type: 'batch'; progress: Progress }
+  | { type: 'epoch'; record: EpochRecord }
   | { type: 'done'; result: DriveResult }
   | { type: 'error'; error: { code: string; params: Params } };
 
 export interface RunHooks {
   onEngine?: (e: { name: string; threads: number; fallback?: { code: string; params: Params } }) => void;
   onBatch?: (p: Progress) => void;
+  onEpoch?: (record: EpochRecord) => void;
   /** 'stop' as its reason ends training after the current steps with the weights so far; any other abort discards them */
   signal?: AbortSignal;
 }
@@ -70,6 +73,7 @@ export function runInWorker(request: WorkerRequest, hooks: RunHooks = {}): Promi
     worker.on('message', (m: WorkerReply) => {
       if (m.type === 'engine') { engine = { name: m.name, threads: m.threads }; hooks.onEngine?.(m); }
       else if (m.type === 'batch') { if (!discard) hooks.onBatch?.(m.progress); }
+      else if (m.type === 'epoch') { if (!discard) hooks.onEpoch?.(m.record); }
       else if (m.type === 'done') outcome = () => resolve({ ...m.result, engine: engine.name, threads: engine.threads });
       else outcome = () => reject(new MnistError(m.error.code, m.error.params));
     });

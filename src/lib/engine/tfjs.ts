@@ -27,6 +27,9 @@ export function disposeOptimizer(opt: tf.Optimizer): void {
   for (const v of Object.values(opt)) if (v instanceof tf.Tensor && !v.isDisposed) v.dispose();
 }
 
+/** Held-out samples evaluated per chunk: bounded memory for any model. */
+const EVAL_CHUNK = 1000;
+
 /** The split as one [count, ...input] float tensor, normalized as the data says. */
 function dataTensor(data: TrainData, shape: number[]): tf.Tensor {
   const { images, normalization } = data;
@@ -66,6 +69,23 @@ export const tfjsEngine: TrainEngine = {
         return model.getWeights().map((w) => w.dataSync() as Float32Array).map((a) => a.slice());
       },
       async setWeights(w) { setWeights(w); },
+      async evaluate(held) {
+        const predicted = new Int32Array(held.count);
+        let lossSum = 0;
+        const size = shape.reduce((a, b) => a * b, 1);
+        for (let lo = 0; lo < held.count; lo += EVAL_CHUNK) {
+          const hi = Math.min(lo + EVAL_CHUNK, held.count);
+          const part = { ...data, images: held.images.subarray(lo * size, hi * size), labels: held.labels.subarray(lo, hi), count: hi - lo };
+          const [pred, l] = tf.tidy(() => {
+            const logits = model.predict(dataTensor(part, shape), { batchSize: hi - lo }) as tf.Tensor;
+            const oneHot = tf.oneHot(tf.tensor1d(part.labels, 'int32'), data.classes).toFloat();
+            return [logits.argMax(1).dataSync() as Int32Array, lossFn(options.loss, oneHot, logits).dataSync()[0]] as const;
+          });
+          predicted.set(pred, lo);
+          lossSum += l * (hi - lo);
+        }
+        return { loss: lossSum / Math.max(held.count, 1), predicted };
+      },
       dispose() {
         xs.dispose();
         ys.dispose();

@@ -19,7 +19,8 @@ parentPort!.on('message', (m: { type: string }) => { if (m.type === 'stop') stop
     const result = await drive(engine, request.spec, request.weights, request.data, request.options, {
       stopped: () => stopping,
       onBatch: (p) => post({ type: 'batch', progress: p }),
-    });
+      onEpoch: (record) => post({ type: 'epoch', record }),
+    }, request.validation);
     post({ type: 'done', result }, result.weights.map((w) => w.buffer as ArrayBuffer));
   } catch (e) {
     const error = e instanceof MnistError ? { code: e.code, params: e.params }
