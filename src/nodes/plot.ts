@@ -1,7 +1,7 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import * as charts from '../lib/charts';
 import { SplitView, toFloats } from '../lib/dataset';
-import { MnistError } from '../lib/messages';
+import { MnistError, shown } from '../lib/messages';
 import { ModelEntry } from '../lib/model';
 import { classify } from '../lib/predict';
 import * as registry from '../lib/registry';
@@ -28,7 +28,18 @@ function predictSplit(msg: Msg, view: SplitView, n: number) {
   return { ...first, predicted: predictions.map((p) => p.topK[0].label), confidence: predictions.map((p) => p.confidence) };
 }
 
-async function render(msg: Msg, o: PlotOptions, chart: charts.ChartOptions): Promise<charts.Rendered> {
+/** msg.plot: a kind ("confusion"), or { kind: "mistakes", true: 5, predicted: 3 } for one cell of the confusion matrix. */
+function plotRequest(msg: Msg): { kind?: unknown; pair?: { true: number; predicted: number } } {
+  const p = msg.plot;
+  if (p === undefined || p === null || typeof p !== 'object' || Array.isArray(p)) return { kind: p };
+  if (!Object.hasOwn(p, 'true') && !Object.hasOwn(p, 'predicted')) return { kind: p.kind };
+  const cls = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : NaN);
+  const pair = { true: cls(p.true), predicted: cls(p.predicted) };
+  if (Number.isNaN(pair.true) || Number.isNaN(pair.predicted)) throw new MnistError('plot-pair-invalid', { value: shown(p) });
+  return { kind: p.kind ?? 'mistakes', pair };
+}
+
+async function render(msg: Msg, o: PlotOptions, chart: charts.ChartOptions, pair?: { true: number; predicted: number }): Promise<charts.Rendered> {
   const which = o.split as 'train' | 'test';
   const classNames: string[] | undefined = msg.dataset?.classes;
   switch (o.kind) {
@@ -45,8 +56,9 @@ async function render(msg: Msg, o: PlotOptions, chart: charts.ChartOptions): Pro
     }
     case 'mistakes': {
       const view = needSplit(msg, which);
+      if (pair && (pair.true >= view.classes || pair.predicted >= view.classes)) throw new MnistError('plot-pair-range', { true: pair.true, predicted: pair.predicted, classes: view.classes });
       const p = predictSplit(msg, view, Math.min(view.count, 10000));
-      return charts.mistakesGallery(p.images, p.labels, p.predicted, p.confidence, { ...chart, classNames, count: o.count });
+      return charts.mistakesGallery(p.images, p.labels, p.predicted, p.confidence, { ...chart, classNames, count: o.count, pair });
     }
     default: {
       const m = msg.metrics;
@@ -60,16 +72,21 @@ export = (RED: NodeAPI) => {
   function PlotNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
+    let kind = '';
     attach(RED, node, {
-      async run({ msg }) {
-        const o = options('plot', config, msg);
+      async run({ msg, t }) {
+        const request = plotRequest(msg);
+        const o = options('plot', config, { ...msg, plot: request.kind });
+        if (request.pair && o.kind !== 'mistakes') throw new MnistError('plot-pair-kind', { kind: o.kind });
+        kind = o.kind;
         const chart: charts.ChartOptions = {
+          text: t,
           width: Number.isNaN(o.width) ? undefined : o.width,
           height: Number.isNaN(o.height) ? undefined : o.height,
           title: o.title || undefined,
           logScale: o.logScale,
         };
-        const out = await render(msg, o, chart);
+        const out = await render(msg, o, chart, request.pair);
         const dataUrl = charts.toDataUrl(out.png);
         // The editor's "MNIST plots" sidebar shows the latest picture of each plot node.
         RED.comms.publish(`mnist-plot/${node.id}`, { id: node.id, name: config.name || o.kind, kind: o.kind, image: dataUrl }, true);
@@ -77,7 +94,7 @@ export = (RED: NodeAPI) => {
         msg.contentType = o.format === 'svg' ? 'image/svg+xml' : 'image/png';
         return msg;
       },
-      doneText: (_out, { msg, t }) => t('plot.status.done', { kind: options('plot', config, msg).kind }),
+      doneText: (_out, { t }) => t('plot.status.done', { kind: t(`plot.short.${kind}`) }),
     });
   }
   RED.nodes.registerType('plot', PlotNode);
