@@ -81,8 +81,8 @@ describe('plot node', function () {
     const long = { loss: Array.from({ length: 400000 }, (_, i) => 1 / Math.sqrt(1 + i)), epochs: [{ epoch: 1, loss: 0.1, seconds: 9 }], batchesPerEpoch: 400000 };
     const b = next(helper.getNode('out'));
     helper.getNode('p').receive({ history: long });
-    const path = /<path[^>]*d="(M[^"]+)"/.exec((await b).payload)![1];
-    const points = path.split(/[ML]/).filter(Boolean).length;
+    const line = /class="mark-line[^"]*"[^>]*>\s*<path[^>]*d="(M[^"]+)"/.exec((await b).payload)![1];
+    const points = line.split(/[ML]/).filter(Boolean).length;
     assert.ok(points > 1000 && points <= 2000, `${points} points`);
   });
 
