@@ -87,6 +87,13 @@ export const OPTIONS = {
     seed: SEED,
     classes: { type: 'string', default: '' },
     allowMsgPath: { type: 'bool', default: false },
+    samples: { type: 'string', default: '' },
+    samplesRepeat: { type: 'int', default: 10, min: 1, max: 1000 },
+  },
+  'mnist-samples': {
+    folder: { type: 'string', default: 'mnist-samples' },
+    classes: { type: 'string', default: '' },
+    preprocess: { type: 'bool', default: true },
   },
   normalize: {
     mean: { type: 'number', default: 0.1307, min: -1000, max: 1000 },
