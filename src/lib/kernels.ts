@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { registerConvKernels, unregisterConvKernels } from './kernels-conv';
 
 type TensorInfo = tf.TensorInfo;
 type KernelFunc = tf.KernelConfig['kernelFunc'];
@@ -473,7 +474,7 @@ export function registerFastKernels(backendName: string): string[] {
     }
     done.push(name);
   }
-  return done;
+  return [...done, ...registerConvKernels(backendName)];
 }
 
 /**
@@ -491,5 +492,5 @@ export function unregisterFastKernels(backendName: string): string[] {
     done.push(name);
   }
   ORIGINALS.delete(backendName);
-  return done;
+  return [...done, ...unregisterConvKernels(backendName)];
 }

@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// Trains the default CNN (conv 32 3x3 relu, maxpool 2, conv 64 3x3 relu, maxpool 2, dense 128
+// relu, dense 10; Adam 1e-3, softmax cross-entropy, batch 128) on the embedded 60k MNIST with the
+// project's own training loop, and prints seconds per epoch and test accuracy for each kernel set.
+//
+//   node scripts/cnn-bench.js [--sets fast,base] [--epochs 1] [--limit N] [--backend wasm|cpu]
+//   node scripts/cnn-bench.js --profile [--sets fast,base] [--steps 10] [--batch 128] [--backend wasm|cpu]
+//
+// Kernel sets: "fast" = every override (kernels.ts + kernels-conv.ts); "base" = kernels.ts plus
+// only our Conv2DBackpropFilter (without it wasm cannot train a CNN at all); "stock" = the stock
+// kernels (cpu only: wasm lacks Conv2DBackpropFilter).
+require('ts-node/register/transpile-only');
+const tf = require('@tensorflow/tfjs');
+require('@tensorflow/tfjs-backend-wasm');
+const { registerFastKernels, unregisterFastKernels } = require('../src/lib/kernels.ts');
+const { registerConvKernels, unregisterConvKernels } = require('../src/lib/kernels-conv.ts');
+const { loadDataset, pixelStats } = require('../src/lib/dataset.ts');
+const { train, trainOptions } = require('../src/lib/train.ts');
+const { evaluate } = require('../src/lib/metrics.ts');
+
+const argv = process.argv.slice(2);
+const arg = (name, def) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : def);
+const backend = arg('--backend', 'wasm');
+const sets = arg('--sets', 'fast,base').split(',');
+const epochs = Number(arg('--epochs', 1));
+const limit = Number(arg('--limit', 0));
+const steps = Number(arg('--steps', 10));
+const BATCH = Number(arg('--batch', 128));
+
+/** Layers' fan-in-bounded uniform init (PyTorch's nn.Conv2d / nn.Linear default), seeded. */
+function init(fanIn, seed) {
+  const bound = 1 / Math.sqrt(fanIn);
+  return tf.initializers.randomUniform({ minval: -bound, maxval: bound, seed });
+}
+
+/** Takes flat [N, 784] rows, like the MLP, so the project's data path and train() serve it. */
+function createCnn(seed = 0) {
+  const conv = (filters, inChannels, i) => tf.layers.conv2d({
+    filters, kernelSize: 3, activation: 'relu',
+    kernelInitializer: init(9 * inChannels, seed * 100 + 2 * i), biasInitializer: init(9 * inChannels, seed * 100 + 2 * i + 1),
+  });
+  const dense = (units, fanIn, i, activation) => tf.layers.dense({
+    units, activation, kernelInitializer: init(fanIn, seed * 100 + 2 * i), biasInitializer: init(fanIn, seed * 100 + 2 * i + 1),
+  });
+  return tf.sequential({ layers: [
+    tf.layers.reshape({ targetShape: [28, 28, 1], inputShape: [784] }),
+    conv(32, 1, 0),
+    tf.layers.maxPooling2d({ poolSize: 2 }),
+    conv(64, 32, 1),
+    tf.layers.maxPooling2d({ poolSize: 2 }),
+    tf.layers.flatten(),
+    dense(128, 1600, 2, 'relu'),
+    dense(10, 128, 3, 'linear'),
+  ] });
+}
+
+function useKernels(set) {
+  unregisterFastKernels(backend);
+  unregisterConvKernels(backend);
+  if (set === 'fast') registerFastKernels(backend);
+  if (set === 'base') {
+    registerFastKernels(backend);
+    unregisterConvKernels(backend);
+    registerConvKernels(backend, ['Conv2DBackpropFilter']);
+  }
+}
+
+async function profile() {
+  const x = tf.randomUniform([BATCH, 784]);
+  const y = tf.oneHot(tf.randomUniform([BATCH], 0, 10, 'int32'), 10).toFloat();
+  for (const set of sets) {
+    useKernels(set);
+    const model = createCnn();
+    const optimizer = tf.train.adam(1e-3);
+    const step = () => tf.dispose(optimizer.minimize(
+        () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true })), true));
+    for (let i = 0; i < 2; i++) step(); // optimizer state, xnn operators
+    const times = [];
+    for (let i = 0; i < steps; i++) {
+      const t0 = process.hrtime.bigint();
+      step();
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    times.sort((a, b) => a - b);
+    const med = times[times.length >> 1];
+    console.log(`${backend} ${set}: ms/step min ${times[0].toFixed(1)} median ${med.toFixed(1)} ` +
+        `max ${times[times.length - 1].toFixed(1)}; ${Math.round(BATCH / med * 1000)} samples/s`);
+    const byKernel = new Map();
+    const N = Math.min(3, steps);
+    for (let i = 0; i < N; i++) {
+      const info = await tf.profile(step);
+      for (const k of info.kernels) {
+        const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join('x')}`;
+        const e = byKernel.get(key) || { ms: 0, n: 0 };
+        e.ms += await k.kernelTimeMs;
+        e.n++;
+        byKernel.set(key, e);
+      }
+    }
+    const rows = [...byKernel].map(([k, e]) => [k, e.ms / N, e.n / N]).sort((a, b) => b[1] - a[1]);
+    const total = rows.reduce((s, r) => s + r[1], 0);
+    console.log(`  kernel time per step ${total.toFixed(1)} ms (the rest of a step is JS/engine overhead)`);
+    for (const [k, ms, n] of rows.slice(0, 22)) {
+      console.log(`  ${ms.toFixed(2).padStart(8)} ms ${(100 * ms / total).toFixed(1).padStart(5)}%  x${n}  ${k}`);
+    }
+    optimizer.dispose();
+    model.dispose();
+  }
+  tf.dispose([x, y]);
+}
+
+async function bench() {
+  const data = await loadDataset({ source: 'embedded', limit });
+  const normalization = pixelStats(data.train);
+  const trainView = { ...data.train, normalization };
+  const testView = { ...data.test, normalization };
+  const options = trainOptions({ epochs, batchSize: BATCH, learningRate: 1e-3, optimizer: 'adam', loss: 'crossentropy', seed: 0 });
+  for (const set of sets) {
+    useKernels(set);
+    const model = createCnn();
+    const result = await train(model, trainView, 10, options);
+    const metrics = await evaluate(model, testView, 10, 'crossentropy');
+    const perEpoch = result.history.epochs.map((e) => e.seconds.toFixed(1)).join(', ');
+    console.log(`${backend} ${set}: ${trainView.count} samples x ${epochs} epoch(s); seconds per epoch ${perEpoch}; ` +
+        `${Math.round(result.samplesPerSecond)} samples/s; test accuracy ${(100 * metrics.accuracy).toFixed(2)} % ` +
+        `(loss ${metrics.loss.toFixed(4)}); tensors ${tf.memory().numTensors}`);
+    model.dispose();
+  }
+}
+
+(async () => {
+  await tf.setBackend(backend);
+  await tf.ready();
+  await (argv.includes('--profile') ? profile() : bench());
+})().catch((e) => { console.error(e); process.exit(1); });
