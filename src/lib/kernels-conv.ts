@@ -33,10 +33,11 @@ interface KernelArgs {
 const FAST = Symbol('nodeRedMnistConvKernel');
 
 /**
- * Above this many floats in one im2col buffer, the batch is processed in chunks so a big
- * batch cannot exhaust the wasm heap (which never shrinks).
+ * maxCols: above this many floats in one im2col buffer, the batch is processed in chunks so a
+ * big batch cannot exhaust the wasm heap (which never shrinks). Tests lower it to reach the
+ * chunked path with small tensors.
  */
-const MAX_COLS = 1 << 24;
+export const CONV_LIMITS = { maxCols: 1 << 24 };
 
 function callKernel(name: string, backendName: string, args: { inputs: object; backend: unknown; attrs: object }): TensorInfo {
   const k = tf.getKernel(name, backendName);
@@ -120,10 +121,10 @@ export function col2im(cols: Float32Array, c: ConvInfo, dx: Float32Array): void 
   }
 }
 
-/** Samples per chunk so that one chunk's im2col stays under MAX_COLS floats. */
+/** Samples per chunk so that one chunk's im2col stays under CONV_LIMITS.maxCols floats. */
 function chunkSize(c: ConvInfo): number {
   const perSample = c.filterHeight * c.filterWidth * c.inChannels * c.outHeight * c.outWidth;
-  return Math.max(1, Math.min(c.batchSize, Math.floor(MAX_COLS / Math.max(perSample, 1))));
+  return Math.max(1, Math.min(c.batchSize, Math.floor(CONV_LIMITS.maxCols / Math.max(perSample, 1))));
 }
 
 // ------------------------------------------------------------------ wasm
