@@ -145,7 +145,7 @@ describe('kernels-conv: wasm convolution kernels', function () {
   });
 
   it('adds Conv2DBackpropFilter, which stock wasm lacks, and puts everything back on unregister', () => {
-    const names = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Identity'];
+    const names = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Identity', 'Cast'];
     const bpi = tf.getKernel('Conv2DBackpropInput', 'wasm')!.kernelFunc;
     assert.deepEqual(registerConvKernels('wasm'), names);
     assert.equal(tf.getKernel('Conv2DBackpropInput', 'wasm')!.kernelFunc, bpi, 'not wrapped twice');
@@ -206,14 +206,17 @@ describe('kernels-conv: wasm convolution kernels', function () {
     assert.ok(stockWrong > 0, 'the stock wasm MaxPoolGrad agreed with cpu everywhere');
   });
 
-  it('Identity shares the data, and a clone outlives its original', () => {
-    const a = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+  it('Identity and same-dtype Cast share the data, and a clone outlives its original', () => {
+    const a = tf.tensor2d([1.5, -2, 3, 4], [2, 2]);
     const before = dataIds();
-    const b = a.clone();
+    const b = a.clone(), c = a.cast('float32');
     assert.equal(dataIds(), before, 'no new buffer');
     a.dispose();
-    assert.deepEqual(tf.tidy(() => Array.from(b.add(1).dataSync())), [2, 3, 4, 5]);
-    b.dispose();
+    assert.deepEqual(tf.tidy(() => Array.from(b.add(c).dataSync())), [3, -4, 6, 8]);
+    const i = c.cast('int32');
+    assert.equal(dataIds(), before + 1, 'a cast to another dtype copies');
+    assert.deepEqual([i.dtype, Array.from(i.dataSync())], ['int32', [1, -2, 3, 4]]);
+    tf.dispose([b, c, i]);
     assert.equal(dataIds(), before - 1, 'the buffer is freed with the last tensor');
     const s = tf.tensor1d(['a', 'b'], 'string');
     assert.deepEqual(s.clone().arraySync(), ['a', 'b']);

@@ -99,7 +99,7 @@ describe('kernels: wasm fast kernel overrides', function () {
 
   it('overrides the kernels, idempotently, and only for wasm', () => {
     // (The conv kernels come from kernels-conv.ts, tested in kernels-conv.spec.ts.)
-    assert.deepEqual(overridden.sort(), ['BatchMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'GatherV2',
+    assert.deepEqual(overridden.sort(), ['BatchMatMul', 'Cast', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'GatherV2',
       'Identity', 'MaxPoolGrad', 'Slice', 'Sum', '_FusedMatMul']);
     const fn = tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc;
     assert.deepEqual(registerFastKernels('wasm').sort(), overridden);

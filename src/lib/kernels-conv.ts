@@ -248,14 +248,17 @@ function makeWasmMaxPoolGrad(original?: KernelFunc): KernelFunc {
 }
 
 /**
- * Identity shares the data instead of copying it, as the cpu backend does: the engine clones
- * every tensor a gradient needs later, and the wasm copy of each activation costs ~2 ms a step.
- * Backend data is immutable (variables get new data on assign), so sharing is safe.
+ * Identity, and Cast to the same dtype, share the data instead of copying it, as the cpu backend
+ * does: the engine clones every tensor a gradient needs later and the relu gradient casts a
+ * float32 mask to float32; each wasm copy of a conv activation costs ~2 ms a step. Backend data
+ * is immutable (variables get new data on assign), so sharing is safe.
  */
-function makeWasmIdentity(original?: KernelFunc): KernelFunc {
+function makeWasmShare(original?: KernelFunc): KernelFunc {
   const fast = (args: KernelArgs & { backend: { incRef(dataId: object): void } }): TensorInfo => {
     const x = args.inputs.x as TensorInfo;
-    if (x.dtype === 'string') return original!(args as never) as TensorInfo;
+    if (x.dtype === 'string' || (args.attrs?.dtype != null && args.attrs.dtype !== x.dtype)) {
+      return original!(args as never) as TensorInfo;
+    }
     args.backend.incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   };
@@ -306,6 +309,23 @@ export function maxPoolBackprop(x: Float32Array, dy: Float32Array, c: ConvInfo, 
       const r0 = Math.max(0, oh * sh - top), r1 = Math.min(IH, oh * sh - top + FH);
       for (let ow = 0; ow < OW; ow++) {
         const c0 = Math.max(0, ow * sw - left), c1 = Math.min(IW, ow * sw - left + FW);
+        const o = ((n * OH + oh) * OW + ow) * C;
+        if (r1 - r0 === 2 && c1 - c0 === 2) {
+          // A whole 2x2 window (the usual pooling), unrolled: ~1.7x faster than the loops below.
+          const a = ((n * IH + r0) * IW + c0) * C, b = a + C, d = a + IW * C, e = d + C;
+          for (let ch = 0; ch < C; ch++) {
+            let m = -Infinity, p = -1, v = x[a + ch];
+            if (v > m) { m = v; p = a + ch; }
+            v = x[b + ch];
+            if (v > m) { m = v; p = b + ch; }
+            v = x[d + ch];
+            if (v > m) { m = v; p = d + ch; }
+            v = x[e + ch];
+            if (v > m) p = e + ch;
+            if (p >= 0) dx[p] += dy[o + ch];
+          }
+          continue;
+        }
         best.fill(-Infinity);
         pos.fill(-1);
         for (let r = r0; r < r1; r++) {
@@ -317,7 +337,6 @@ export function maxPoolBackprop(x: Float32Array, dy: Float32Array, c: ConvInfo, 
             }
           }
         }
-        const o = ((n * OH + oh) * OW + ow) * C;
         for (let ch = 0; ch < C; ch++) if (pos[ch] >= 0) dx[pos[ch]] += dy[o + ch];
       }
     }
@@ -484,7 +503,8 @@ const KERNELS: Record<string, Record<string, (original?: KernelFunc) => KernelFu
     Conv2DBackpropFilter: () => wasmConv2DBackpropFilter as unknown as KernelFunc,
     Conv2DBackpropInput: makeWasmConv2DBackpropInput,
     MaxPoolGrad: makeWasmMaxPoolGrad,
-    Identity: makeWasmIdentity,
+    Identity: makeWasmShare,
+    Cast: makeWasmShare,
   },
   cpu: {
     Conv2D: makeCpuConv2D,
