@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { registerConvKernels, unregisterConvKernels } from './kernels-conv';
+import { registerConvKernels, sumRows, unregisterConvKernels } from './kernels-conv';
 
 type TensorInfo = tf.TensorInfo;
 type KernelFunc = tf.KernelConfig['kernelFunc'];
@@ -166,11 +166,7 @@ function makeFastSum(original: KernelFunc): KernelFunc {
     const cols = tf.util.sizeFromShape(kept);
     const out = backend.makeOutput(attrs.keepDims ? [...axes.map(() => 1), ...kept] : kept, 'float32');
     const src = backend.typedArrayFromHeap(x), dst = backend.typedArrayFromHeap(out);
-    const acc = new Float64Array(cols);
-    for (let off = 0; off < src.length; off += cols) {
-      for (let j = 0; j < cols; j++) acc[j] += src[off + j];
-    }
-    dst.set(acc);
+    dst.set(sumRows(src, cols));
     return out;
   };
   return fast as unknown as KernelFunc;
