@@ -8,7 +8,7 @@
 //
 // Kernel sets: "fast" = every override (kernels.ts + kernels-conv.ts); "base" = kernels.ts plus
 // only our Conv2DBackpropFilter (without it wasm cannot train a CNN at all); "stock" = the stock
-// kernels (cpu only: wasm lacks Conv2DBackpropFilter).
+// kernels (on wasm this shows the error: it lacks Conv2DBackpropFilter).
 require('ts-node/register/transpile-only');
 const tf = require('@tensorflow/tfjs');
 require('@tensorflow/tfjs-backend-wasm');
@@ -26,6 +26,10 @@ const epochs = Number(arg('--epochs', 1));
 const limit = Number(arg('--limit', 0));
 const steps = Number(arg('--steps', 10));
 const BATCH = Number(arg('--batch', 128));
+
+// This process's CPU time: on a shared machine wall time also counts the waits for a core.
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const loadavg = () => require('os').loadavg()[0].toFixed(1);
 
 /** Layers' fan-in-bounded uniform init (PyTorch's nn.Conv2d / nn.Linear default), seeded. */
 function init(fanIn, seed) {
@@ -75,16 +79,16 @@ async function profile() {
     const step = () => tf.dispose(optimizer.minimize(
         () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true })), true));
     for (let i = 0; i < 2; i++) step(); // optimizer state, xnn operators
-    const times = [];
+    const times = [], cpu = [];
     for (let i = 0; i < steps; i++) {
-      const t0 = process.hrtime.bigint();
+      const t0 = process.hrtime.bigint(), c0 = cpuMs();
       step();
       times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      cpu.push(cpuMs() - c0);
     }
-    times.sort((a, b) => a - b);
-    const med = times[times.length >> 1];
-    console.log(`${backend} ${set}: ms/step min ${times[0].toFixed(1)} median ${med.toFixed(1)} ` +
-        `max ${times[times.length - 1].toFixed(1)}; ${Math.round(BATCH / med * 1000)} samples/s`);
+    const med = (a) => [...a].sort((p, q) => p - q)[a.length >> 1];
+    console.log(`${backend} ${set}: ms/step median ${med(times).toFixed(1)} (min ${Math.min(...times).toFixed(1)}), ` +
+        `cpu ms/step median ${med(cpu).toFixed(1)}; ${Math.round(BATCH / med(times) * 1000)} samples/s; load ${loadavg()}`);
     const byKernel = new Map();
     const N = Math.min(3, steps);
     for (let i = 0; i < N; i++) {
@@ -117,14 +121,25 @@ async function bench() {
   const options = trainOptions({ epochs, batchSize: BATCH, learningRate: 1e-3, optimizer: 'adam', loss: 'crossentropy', seed: 0 });
   for (const set of sets) {
     useKernels(set);
+    const tensorsBefore = tf.memory().numTensors;
     const model = createCnn();
-    const result = await train(model, trainView, 10, options);
+    const c0 = cpuMs();
+    let result;
+    try {
+      result = await train(model, trainView, 10, options);
+    } catch (e) {
+      model.dispose();
+      console.log(`${backend} ${set}: cannot train: ${e.message}`);
+      continue;
+    }
+    const cpuSeconds = (cpuMs() - c0) / 1000;
     const metrics = await evaluate(model, testView, 10, 'crossentropy');
-    const perEpoch = result.history.epochs.map((e) => e.seconds.toFixed(1)).join(', ');
-    console.log(`${backend} ${set}: ${trainView.count} samples x ${epochs} epoch(s); seconds per epoch ${perEpoch}; ` +
-        `${Math.round(result.samplesPerSecond)} samples/s; test accuracy ${(100 * metrics.accuracy).toFixed(2)} % ` +
-        `(loss ${metrics.loss.toFixed(4)}); tensors ${tf.memory().numTensors}`);
     model.dispose();
+    const perEpoch = result.history.epochs.map((e) => e.seconds.toFixed(1)).join(', ');
+    console.log(`${backend} ${set}: ${trainView.count} samples x ${epochs} epoch(s); seconds per epoch ${perEpoch} ` +
+        `(cpu ${(cpuSeconds / epochs).toFixed(1)} s per epoch); ${Math.round(result.samplesPerSecond)} samples/s; ` +
+        `test accuracy ${(100 * metrics.accuracy).toFixed(2)} % (loss ${metrics.loss.toFixed(4)}); load ${loadavg()}; ` +
+        `tensors left ${tf.memory().numTensors - tensorsBefore}`);
   }
 }
 
