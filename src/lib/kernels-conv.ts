@@ -170,6 +170,8 @@ function transpose2d(x: TensorInfo, backend: WasmBackend): TensorInfo {
 function wasmConv2DBackpropFilter(args: KernelArgs): TensorInfo {
   const { inputs, backend, attrs } = args;
   const x = inputs.x as TensorInfo, dy = inputs.dy as TensorInfo;
+  // Gradients are float32; there is no stock kernel to hand anything else to.
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error(`Conv2DBackpropFilter: float32 inputs expected, got ${x.dtype} and ${dy.dtype}`);
   const filterShape = attrs.filterShape as number[];
   const c = convInfo(x.shape, filterShape, attrs, 'Conv2DBackpropFilter');
   const K = c.filterHeight * c.filterWidth * c.inChannels, CO = c.outChannels;
