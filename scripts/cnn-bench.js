@@ -69,33 +69,41 @@ function useKernels(set) {
   }
 }
 
+/**
+ * Times training steps and profiles kernels of each set, the sets taking turns step by step so
+ * that all of them meet the same load on a shared machine.
+ */
 async function profile() {
   const x = tf.randomUniform([BATCH, 784]);
   const y = tf.oneHot(tf.randomUniform([BATCH], 0, 10, 'int32'), 10).toFloat();
-  for (const set of sets) {
-    useKernels(set);
+  const runs = sets.map((set) => {
     const model = createCnn();
     const optimizer = tf.train.adam(1e-3);
     const step = () => tf.dispose(optimizer.minimize(
         () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true })), true));
-    for (let i = 0; i < 2; i++) step(); // optimizer state, xnn operators
-    const times = [], cpu = [];
-    for (let i = 0; i < steps; i++) {
+    return { set, model, optimizer, step, times: [], cpu: [], kernels: new Map() };
+  });
+  for (const r of runs) {
+    useKernels(r.set);
+    for (let i = 0; i < 2; i++) r.step(); // optimizer state, xnn operators
+  }
+  for (let i = 0; i < steps; i++) {
+    for (const r of runs) {
+      useKernels(r.set);
       const t0 = process.hrtime.bigint(), c0 = cpuMs();
-      step();
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      cpu.push(cpuMs() - c0);
+      r.step();
+      r.times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      r.cpu.push(cpuMs() - c0);
     }
-    const med = (a) => [...a].sort((p, q) => p - q)[a.length >> 1];
-    console.log(`${backend} ${set}: ms/step median ${med(times).toFixed(1)} (min ${Math.min(...times).toFixed(1)}), ` +
-        `cpu ms/step median ${med(cpu).toFixed(1)}; ${Math.round(BATCH / med(times) * 1000)} samples/s; load ${loadavg()}`);
-    // Per kernel, the least time over N profiled steps: on a shared machine a kernel's time
-    // is its own work plus whatever waits for a core it happened to meet.
-    const byKernel = new Map();
-    const N = Math.max(3, Math.min(5, steps));
-    for (let i = 0; i < N; i++) {
+  }
+  // Per kernel, the least time over N profiled steps: a kernel's time is its own work plus
+  // whatever waits for a core it happened to meet.
+  const N = Math.max(3, Math.min(5, steps));
+  for (let i = 0; i < N; i++) {
+    for (const r of runs) {
+      useKernels(r.set);
       const seen = new Map();
-      for (const k of (await tf.profile(step)).kernels) {
+      for (const k of (await tf.profile(r.step)).kernels) {
         const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join('x')}`;
         const e = seen.get(key) || { ms: 0, n: 0 };
         e.ms += await k.kernelTimeMs;
@@ -103,18 +111,23 @@ async function profile() {
         seen.set(key, e);
       }
       for (const [key, e] of seen) {
-        const best = byKernel.get(key);
-        if (!best || e.ms < best.ms) byKernel.set(key, e);
+        const best = r.kernels.get(key);
+        if (!best || e.ms < best.ms) r.kernels.set(key, e);
       }
     }
-    const rows = [...byKernel].map(([k, e]) => [k, e.ms, e.n]).sort((a, b) => b[1] - a[1]);
-    const total = rows.reduce((s, r) => s + r[1], 0);
+  }
+  const med = (a) => [...a].sort((p, q) => p - q)[a.length >> 1];
+  for (const r of runs) {
+    console.log(`${backend} ${r.set}: ms/step median ${med(r.times).toFixed(1)} (min ${Math.min(...r.times).toFixed(1)}), ` +
+        `cpu ms/step median ${med(r.cpu).toFixed(1)}; ${Math.round(BATCH / med(r.times) * 1000)} samples/s; load ${loadavg()}`);
+    const rows = [...r.kernels].map(([k, e]) => [k, e.ms, e.n]).sort((a, b) => b[1] - a[1]);
+    const total = rows.reduce((s, row) => s + row[1], 0);
     console.log(`  kernel time per step, least of ${N}: ${total.toFixed(1)} ms`);
     for (const [k, ms, n] of rows.slice(0, 22)) {
       console.log(`  ${ms.toFixed(2).padStart(8)} ms ${(100 * ms / total).toFixed(1).padStart(5)}%  x${n}  ${k}`);
     }
-    optimizer.dispose();
-    model.dispose();
+    r.optimizer.dispose();
+    r.model.dispose();
   }
   tf.dispose([x, y]);
 }
