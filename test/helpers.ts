@@ -10,7 +10,7 @@ import { initBackend } from '../src/lib/backend';
 export const helper = require('node-red-node-test-helper');
 helper.init(require.resolve('node-red'));
 
-export const NODES = ['mnist-dataset', 'mnist-samples', 'normalize', 'mlp-model', 'sgd-train', 'evaluate', 'predict', 'plot', 'model-save']
+export const NODES = ['mnist-dataset', 'mnist-samples', 'normalize', 'mlp-model', 'cnn-model', 'sgd-train', 'evaluate', 'predict', 'plot', 'model-save']
   .map((name) => require(`../src/nodes/${name}`));
 
 export async function backend(): Promise<string> {

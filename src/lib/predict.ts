@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { inferenceChunk } from './engine/budget';
 import { MnistError, at, shown } from './messages';
-import { activationsPerSample } from './model';
+import { activationsPerSample, inputSize } from './model';
 import { ModelEntry } from './model';
 import { DEFAULT_IMAGE_LIMITS, ImageLimits, preprocessImage } from './image';
 
@@ -68,11 +68,6 @@ function toUnit(values: ArrayLike<number>): Float32Array {
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = values[i] * scale;
   return out;
-}
-
-/** Values one input of the model holds: 784 for [null,784] and for [null,28,28,1] alike. */
-export function inputSize(model: tf.LayersModel): number {
-  return model.inputs[0].shape.slice(1).reduce<number>((a, d) => a * Number(d), 1);
 }
 
 /** True when the model's last layer already ends in softmax (e.g. saved by plain tfjs code). */

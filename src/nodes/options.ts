@@ -105,6 +105,14 @@ export const OPTIONS = {
     activation: { type: 'enum', default: 'relu', values: ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'linear'] },
     seed: SEED,
   },
+  'cnn-model': {
+    filters: { type: 'string', default: '32,64' },
+    kernelSize: { type: 'int', default: 3, min: 1, max: 9 },
+    dense: { type: 'string', default: '128' },
+    dropout: { type: 'number', default: 0, min: 0, max: 0.9 },
+    activation: { type: 'enum', default: 'relu', values: ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'linear'] },
+    seed: SEED,
+  },
   'sgd-train': {
     optimizer: { type: 'enum', default: TRAIN_DEFAULTS.optimizer, values: ['sgd', 'adam'], msg: 'train.optimizer' },
     loss: { type: 'enum', default: TRAIN_DEFAULTS.loss, values: ['mse', 'crossentropy'], msg: 'train.loss' },
@@ -145,5 +153,6 @@ export const OPTIONS = {
   },
   'model-save': {
     folder: { type: 'string', default: 'mnist-model' },
+    onnx: { type: 'bool', default: false },
   },
 } as const satisfies Record<string, Table>;
