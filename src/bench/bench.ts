@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { initBackend } from '../lib/backend';
 import { message } from '../lib/messages';
-import { DIGITS, loadDataset, Split, SplitView } from '../lib/dataset';
+import { DIGITS, loadDataset, Split, SplitView, toFloats } from '../lib/dataset';
 import { registerFastKernels, unregisterFastKernels } from '../lib/kernels';
 import { evaluate } from '../lib/metrics';
 import { createMlp, ModelEntry } from '../lib/model';
@@ -110,7 +110,11 @@ class RssWatch {
  */
 const LOOP_RESOLUTION_MS = 10;
 interface Lag { maxLagMs: number; p99Ms: number }
-interface LoopStats extends Lag { afterFirstBatch: Lag | null }
+interface LoopStats extends Lag {
+  /** the synchronous part of the train() call: weights out of the model and the worker's creation, which copies the split */
+  startBlockMs: number;
+  afterFirstBatch: Lag | null;
+}
 function lagOf(h: IntervalHistogram): Lag {
   const lag = (ns: number) => round(Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS), 1);
   return { maxLagMs: lag(h.max), p99Ms: lag(h.percentile(99)) };
@@ -120,10 +124,10 @@ class LoopWatch {
   private steady = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   constructor() { this.whole.enable(); }
   firstBatch(): void { this.steady.enable(); }
-  stop(): LoopStats {
+  stop(startBlockMs: number): LoopStats {
     this.whole.disable();
     this.steady.disable();
-    return { ...lagOf(this.whole), afterFirstBatch: this.steady.count ? lagOf(this.steady) : null };
+    return { ...lagOf(this.whole), startBlockMs: round(startBlockMs, 1), afterFirstBatch: this.steady.count ? lagOf(this.steady) : null };
   }
 }
 
@@ -169,7 +173,7 @@ async function trainRun(model: tf.Sequential, trainView: SplitView, test: SplitV
   let fallback: string | undefined;
   let cpu = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  const r = await train(model, trainView, 10, options, {
+  const pending = train(model, trainView, 10, options, {
     ...hooks,
     onEngine: (e) => {
       cpu = process.cpuUsage();
@@ -177,11 +181,13 @@ async function trainRun(model: tf.Sequential, trainView: SplitView, test: SplitV
     },
     onBatch: () => loop.firstBatch(),
   });
+  const startBlockMs = ms(t0);
+  const r = await pending;
   const wallSeconds = ms(t0) / 1000;
   const cpuS = cpuSeconds(cpu);
-  const eventLoop = loop.stop();
+  const eventLoop = loop.stop(startBlockMs);
   const leaked = tf.memory().numTensors - before;
-  const metrics = await evaluate(model, test, 10, options.loss);
+  const accuracy = model.inputs[0].shape.length > 2 ? imageAccuracy(model, test) : (await evaluate(model, test, 10, options.loss)).accuracy;
   const run: EngineRun = {
     engine: r.engine,
     threads: r.threads,
@@ -191,15 +197,27 @@ async function trainRun(model: tf.Sequential, trainView: SplitView, test: SplitV
     samplesPerSecond: round(r.samplesPerSecond, 1),
     epochSeconds: r.history.epochs.map((e) => round(e.seconds)),
     finalLoss: round(r.finalLoss, 5),
-    testAccuracy: round(metrics.accuracy, 4),
+    testAccuracy: round(accuracy, 4),
     eventLoop,
     ...(fallback ? { fallback } : {}),
   };
   log(`  ${r.engine} (${r.threads} thread${r.threads > 1 ? 's' : ''}): ${run.seconds} s (train() ${run.wallSeconds} s, CPU ${run.cpuSeconds} s), `
     + `${Math.round(run.samplesPerSecond)} samples/s, test accuracy ${(run.testAccuracy * 100).toFixed(2)} %, `
-    + `main-thread lag max ${eventLoop.maxLagMs} ms (after the first batch ${eventLoop.afterFirstBatch?.maxLagMs ?? '-'} ms)`);
+    + `main-thread lag max ${eventLoop.maxLagMs} ms (train() call ${eventLoop.startBlockMs} ms, after the first batch ${eventLoop.afterFirstBatch?.maxLagMs ?? '-'} ms)`);
   if (fallback) log(`  fell back: ${fallback}`);
   return { run, leaked };
+}
+
+/** Test accuracy of a model that takes images (evaluate() feeds flat rows to the model). */
+function imageAccuracy(model: tf.LayersModel, test: SplitView): number {
+  const shape = model.inputs[0].shape.slice(1).map(Number);
+  let right = 0;
+  for (let lo = 0; lo < test.count; lo += 500) {
+    const hi = Math.min(lo + 500, test.count);
+    const pred = tf.tidy(() => (model.predict(tf.tensor(toFloats(test, lo, hi), [hi - lo, ...shape])) as tf.Tensor).argMax(1).dataSync());
+    for (let i = 0; i < pred.length; i++) if (pred[i] === test.labels[lo + i]) right++;
+  }
+  return right / test.count;
 }
 
 /** The fastest of several runs, with every run's seconds beside it. */
@@ -568,11 +586,13 @@ function checks(out: Out, args: Args): Check[] {
   c.push(wasm
     ? { name: `wasm >= ${TARGETS.wasmSamplesPerSecond.toLocaleString('en')} samples/s`, pass: wasm.samplesPerSecond >= TARGETS.wasmSamplesPerSecond, ratio: round(wasm.samplesPerSecond / TARGETS.wasmSamplesPerSecond, 2), value: `${Math.round(wasm.samplesPerSecond)} samples/s` }
     : { name: `wasm >= ${TARGETS.wasmSamplesPerSecond.toLocaleString('en')} samples/s`, pass: null, value: 'wasm engine not run' });
-  const lags = Object.entries(out.engines).map(([k, e]) => ({ k, lag: e.eventLoop.maxLagMs, steady: e.eventLoop.afterFirstBatch?.maxLagMs ?? 0 }));
-  const worst = Math.max(...lags.map((l) => l.lag));
+  // A stall is the longer of the timer's worst lateness and the train() call's own synchronous time
+  // (a block right after the timer starts shows only partly in the timer).
+  const lags = Object.entries(out.engines).map(([k, e]) => ({ k, lag: e.eventLoop.maxLagMs, start: e.eventLoop.startBlockMs, steady: e.eventLoop.afterFirstBatch?.maxLagMs ?? 0 }));
+  const worst = Math.max(...lags.map((l) => Math.max(l.lag, l.start)));
   c.push({
     name: `main-thread stalls < ${TARGETS.maxLagMs} ms while any engine trains`, pass: worst < TARGETS.maxLagMs, ratio: round(worst / TARGETS.maxLagMs, 2),
-    value: `max ${worst} ms (${lags.map((l) => `${l.k} ${l.lag} ms, after its first batch ${l.steady} ms`).join('; ')}; idle machine noise ${out.eventLoop.idle.maxLagMs} ms)`,
+    value: `max ${worst} ms (${lags.map((l) => `${l.k}: timer ${l.lag} ms, train() call ${l.start} ms, after the first batch ${l.steady} ms`).join('; ')}; the idle machine's own timer lag ${out.eventLoop.idle.maxLagMs} ms)`,
   });
   const full = !args.limit;
   c.push({ name: 'peak RSS of the nodes\' training run < 600 MB', pass: full ? out.trainPeakRssMB < 600 : null, value: `${out.trainPeakRssMB} MB${full ? '' : ' (subset run)'}` });
@@ -595,7 +615,7 @@ function report(out: Out): string {
   const line = (r: { seconds: number; cpuSeconds: number; samplesPerSecond: number; testAccuracy: number; runs?: number[] }) =>
     `${r.seconds} s (CPU ${r.cpuSeconds} s), ${Math.round(r.samplesPerSecond)} samples/s, test accuracy ${(r.testAccuracy * 100).toFixed(2)} %${r.runs ? ` (fastest of ${r.runs.join(', ')} s)` : ''}`;
   for (const [k, e] of Object.entries(out.engines)) {
-    rows.push([`${k} (${e.threads} thread${e.threads > 1 ? 's' : ''})`, `${line(e)}; train() ${e.wallSeconds} s; main-thread lag max ${e.eventLoop.maxLagMs} ms, p99 ${e.eventLoop.p99Ms} ms`]);
+    rows.push([`${k} (${e.threads} thread${e.threads > 1 ? 's' : ''})`, `${line(e)}; train() ${e.wallSeconds} s; main-thread lag max ${e.eventLoop.maxLagMs} ms, p99 ${e.eventLoop.p99Ms} ms, train() call ${e.eventLoop.startBlockMs} ms`]);
   }
   if (ref?.skipped) rows.push(['PyTorch', `skipped: ${ref.skipped}`]);
   if (ref?.error) rows.push(['PyTorch', `failed: ${ref.error}`]);
