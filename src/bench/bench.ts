@@ -336,7 +336,7 @@ function findPython(): string | null {
   return null;
 }
 
-interface Blas { name: string; kind: string; core: string | null; threads: number | null; libraries: string[] }
+interface Blas { name: string; kind: string; core: string | null; libraries: string[] }
 interface RefRun {
   seconds: number;
   cpuSeconds: number;
@@ -346,7 +346,7 @@ interface RefRun {
   threads: { torch: number; blas: number | null };
   runs?: number[];
 }
-type RefOut = { torch: string; threads: number; blas: Blas } & Record<string, unknown>;
+type RefOut = { torch: string; threads: number; blas: Blas & { threads: number | null } } & Record<string, unknown>;
 
 /** The reference's environment: BLAS threads as asked, this machine's OpenBLAS pins dropped. */
 function referenceEnv(blasThreads: number): NodeJS.ProcessEnv {
@@ -416,20 +416,24 @@ async function main(): Promise<void> {
   const testView = view(testSplit);
   const options: TrainOptions = { ...TRAIN_DEFAULTS, epochs: args.epochs };
 
-  const idle = await idleLoop(2000);
-  log(`main-thread lag with nothing running (2 s): max ${idle.maxLagMs} ms, p99 ${idle.p99Ms} ms`);
+  const idle = await idleLoop(5000);
+  log(`main-thread lag with nothing running (5 s): max ${idle.maxLagMs} ms, p99 ${idle.p99Ms} ms`);
   const kernelRatio = args.stock ? await kernelComparison(backend, trainView, log) : null;
 
   const py = args.reference ? findPython() : null;
   const reference: Record<string, unknown> = args.reference && !py ? { skipped: `PyTorch not found; install it with: ${INSTALL_HINT}` } : {};
-  const unset = UNSET_FOR_REFERENCE.filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
+  // Each name dropped from the reference's environment, with the value it had here (null: not set).
+  const unset = Object.fromEntries(UNSET_FOR_REFERENCE.map((k) => [k, process.env[k] ?? null]));
   let referenceError: string | undefined;
   const pytorch = async (script: string, argv: string[], blasThreads: number): Promise<RefOut | null> => {
     if (!py || referenceError) return null;
     log(`PyTorch: OPENBLAS_NUM_THREADS=${blasThreads} ${py} scripts/${script} --threads 1 ${argv.join(' ')}`);
     try {
       const out = await python(py, script, argv, blasThreads);
-      if (!reference.blas) Object.assign(reference, { python: py, torch: out.torch, blas: out.blas, unsetEnv: unset });
+      if (!reference.blas) {
+        const { threads: _perRun, ...blas } = out.blas;
+        Object.assign(reference, { python: py, torch: out.torch, blas, unsetEnv: unset });
+      }
       return out;
     } catch (e) {
       referenceError = (e as Error).message;
@@ -555,7 +559,7 @@ interface Out {
   trainPeakRssMB: number;
   peakRssMB: number;
   predict: Awaited<ReturnType<typeof predictTimings>>;
-  reference: null | { skipped?: string; error?: string; blas?: Blas; unsetEnv?: string[]; torch?: string } & Partial<Record<'pytorchPreloaded' | 'pytorchPreloadedAllThreads' | 'pytorchScript', RefRun>>
+  reference: null | { skipped?: string; error?: string; blas?: Blas; unsetEnv?: Record<string, string | null>; torch?: string } & Partial<Record<'pytorchPreloaded' | 'pytorchPreloadedAllThreads' | 'pytorchScript', RefRun>>
     & { pytorchCnn?: { epochSeconds: number; cpuSeconds: number; testAccuracy: number } };
   cnn?: { engines: Record<string, { epochSeconds: number; cpuSeconds: number; testAccuracy: number; threads: number } | { skipped: string }> };
 }
@@ -619,7 +623,7 @@ function report(out: Out): string {
   }
   if (ref?.skipped) rows.push(['PyTorch', `skipped: ${ref.skipped}`]);
   if (ref?.error) rows.push(['PyTorch', `failed: ${ref.error}`]);
-  if (ref?.blas) rows.push(['PyTorch BLAS', `${ref.blas.name} (core ${ref.blas.core ?? '?'}; ${ref.blas.libraries.join(', ')}); unset for it: ${ref.unsetEnv?.length ? ref.unsetEnv.join(' ') : 'none were set'}`]);
+  if (ref?.blas) rows.push(['PyTorch BLAS', `${ref.blas.name} (core ${ref.blas.core ?? '?'}; ${ref.blas.libraries.join(', ')}); ${Object.entries(ref.unsetEnv ?? {}).map(([k, v]) => `${k} ${v === null ? '(not set here)' : `(was ${v})`}`).join(', ')} unset in its environment only`]);
   if (ref?.blas && !fairBlas(ref.blas)) rows.push(['  WARNING', `an unoptimised BLAS: the reference is crippled; install libopenblas0-pthread`]);
   for (const [k, label] of [['pytorchPreloaded', 'PyTorch preloaded'], ['pytorchPreloadedAllThreads', 'PyTorch preloaded'], ['pytorchScript', 'PyTorch DataLoader']] as const) {
     const r = ref?.[k];
