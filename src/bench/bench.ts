@@ -105,13 +105,13 @@ class RssWatch {
 
 /**
  * How late a 10 ms timer fires on the main thread (Node's histogram records the whole interval, so
- * the resolution is taken off). `afterFirstBatch` leaves out the start: the worker's creation, which
- * copies the split into it, and the engine's loading.
+ * the resolution is taken off). `afterFirstBatch` leaves out the start: the worker's creation (it
+ * shares a SharedArrayBuffer split and would copy any other) and the engine's loading.
  */
 const LOOP_RESOLUTION_MS = 10;
 interface Lag { maxLagMs: number; p99Ms: number }
 interface LoopStats extends Lag {
-  /** the synchronous part of the train() call: weights out of the model and the worker's creation, which copies the split */
+  /** the synchronous part of the train() call: weights out of the model and the worker's creation */
   startBlockMs: number;
   afterFirstBatch: Lag | null;
 }
