@@ -8,7 +8,7 @@ window.NodeRedMnist = window.NodeRedMnist || {
    * the text returned, in the editor's language.
    */
   within: function (name, min, max, kind) {
-    return function (v, opt) {
+    return function (v) {
       var n = Number(String(v).trim());
       if (v === '' || v == null || (isFinite(n) && (kind === 'open-min' ? n > min : n >= min)
         && (kind === 'open-max' ? n < max : n <= max) && (kind !== 'int' || n % 1 === 0))) return true;

@@ -6,11 +6,12 @@ import { gzipSync } from 'zlib';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/lib/backend';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 export const helper = require('node-red-node-test-helper');
 helper.init(require.resolve('node-red'));
 
 export const NODES = ['mnist-dataset', 'mnist-samples', 'normalize', 'mlp-model', 'cnn-model', 'sgd-train', 'evaluate', 'predict', 'plot', 'model-save']
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED node modules are CommonJS
   .map((name) => require(`../src/nodes/${name}`));
 
 export async function backend(): Promise<string> {

@@ -8,7 +8,7 @@ import { backend, helper, NODES, tensors } from './helpers';
 import { Sample, makeImageSet } from './own-images';
 
 // Catch is a core node the helper does not load by itself; without it errors reach no one.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const ALL = [...NODES, require('@node-red/nodes/core/common/25-catch.js')];
 
 // ------------------------------------------------------------------ hostile images
@@ -226,6 +226,7 @@ describe('predict: images, batches, limits and a model from a folder', function 
 });
 
 describe('the predict examples run as shipped (with a saved untrained model, so no training is needed)', function () {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED's core nodes are CommonJS
   const core = (p: string) => require(`@node-red/nodes/core/${p}`);
   let httpNode: unknown;
   const NODES_AND_CORE = [...ALL, core('common/20-inject.js'), core('common/21-debug.js'), core('common/90-comment.js'),
@@ -253,7 +254,7 @@ describe('the predict examples run as shipped (with a saved untrained model, so 
     const flow = example('predict images over HTTP');
     assert.equal(flow[1].type, 'comment');
     await helper.load(NODES_AND_CORE, flow);
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const request = require('supertest');
     const png = await sharp(textSvg(4, 'DejaVu Sans')).png().toBuffer();
     let res = await request(httpNode).post('/mnist/predict').set('Content-Type', 'image/png').send(png);

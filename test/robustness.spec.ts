@@ -4,7 +4,7 @@ import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as path from 'path';
 import {
-  backend, caughtFrom, fails, file, flow, helper, idx, next, NODES, protoModel, protoSplit, ready, scratch, statusOf, tensors, works, writeSet,
+  backend, caughtFrom, fails, file, flow, helper, idx, next, NODES, protoModel, protoSplit, ready, scratch, tensors, works, writeSet,
 } from './helpers';
 
 import { cacheKey } from '../src/lib/dataset';

@@ -393,6 +393,7 @@ function machineInfo() {
     flags = line.split(':')[1]?.trim().split(/\s+/).filter((f) => /^(avx2|fma|avx512\w*)$/.test(f)) ?? [];
   } catch { /* not Linux */ }
   let onnxruntime: string | null = null;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional package
   try { onnxruntime = require('onnxruntime-node/package.json').version; } catch { /* optional */ }
   return {
     cpu: os.cpus()[0]?.model, cores: CORES, flags, memGB: round(os.totalmem() / 2 ** 30, 1),

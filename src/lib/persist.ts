@@ -189,6 +189,7 @@ function isNormalization(x: unknown): x is Normalization {
  */
 export async function loadModel(folder: string): Promise<Loaded> {
   const modelFile = path.join(folder, MODEL_FILE);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- TF.js model.json, checked field by field below
   const json = readJson(modelFile) as Record<string, any> | undefined;
   if (json === undefined) {
     throw new MnistError('no-saved-model', { folder });

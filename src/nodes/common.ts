@@ -8,6 +8,7 @@ import { ModelEntry, describe, inputSize } from '../lib/model';
 import * as registry from '../lib/registry';
 import { OPTIONS, Values, readOptions } from './options';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a message carries whatever flows put in it; nodes check what they read
 export type Msg = NodeMessageInFlow & Record<string, any>;
 export type Output = NodeMessage | null | Array<NodeMessage | null>;
 
