@@ -35,6 +35,14 @@ function pngClaiming(png: Buffer, width: number, height: number): Buffer {
 
 // ------------------------------------------------------------------ the flow
 
+describe('predict node', function () {
+  afterEach(async () => { await helper.unload(); });
+  it('should be loaded with defaults', async () => {
+    await helper.load(NODES, [{ id: 'n1', type: 'predict', name: 'read' }]);
+    assert.equal(helper.getNode('n1').name, 'read');
+  });
+});
+
 describe('predict: images, batches, limits and a model from a folder', function () {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-predict-'));
   const folder = path.join(dir, 'mnist-model');
