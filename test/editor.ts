@@ -42,7 +42,7 @@ export function loadEditor(type: string, _: Translate = (key) => key): Editor {
   const registered = new Map<string, EditorDefinition>();
   const tabs: Editor['tabs'] = [];
   const RED = {
-    nodes: { registerType: (t: string, def: EditorDefinition) => { def._ = _; registered.set(t, def); } },
+    nodes: { registerType: (t: string, def: EditorDefinition) => { def._ = _; registered.set(t, def); }, getType: (t: string) => registered.get(t) },
     // Node-RED's validators, as far as the editor files use them.
     validators: {
       number: (blank?: boolean) => (v: unknown) => (blank === true && (v === '' || v === undefined)) || (v !== '' && !Number.isNaN(Number(v))),
