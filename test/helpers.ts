@@ -6,12 +6,24 @@ import { gzipSync } from 'zlib';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/lib/backend';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 export const helper = require('node-red-node-test-helper');
 helper.init(require.resolve('node-red'));
 
-export const NODES = ['mnist-dataset', 'normalize', 'mlp-model', 'sgd-train', 'evaluate', 'predict', 'plot', 'model-save']
+export const NODES = ['mnist-dataset', 'mnist-samples', 'normalize', 'mlp-model', 'cnn-model', 'sgd-train', 'evaluate', 'predict', 'plot', 'model-save']
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED node modules are CommonJS
   .map((name) => require(`../src/nodes/${name}`));
+
+/** Our nodes and the Node-RED core nodes the examples use; `http()` is the app serving their http-in routes. */
+export function withCoreNodes(): { nodes: unknown[]; http: () => unknown } {
+  let app: unknown;
+  const core = ['common/20-inject.js', 'common/21-debug.js', 'common/90-comment.js', 'function/15-change.js',
+    'sequence/17-split.js', 'storage/10-file.js', 'network/21-httpin.js']
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED's core nodes are CommonJS
+    .map((p) => require(`@node-red/nodes/core/${p}`));
+  // The helper's request() reaches only the admin app; http-in routes live on RED.httpNode.
+  return { nodes: [...NODES, ...core, (RED: { httpNode: unknown }) => { app = RED.httpNode; }], http: () => app };
+}
 
 export async function backend(): Promise<string> {
   return initBackend(undefined, () => undefined);
@@ -92,18 +104,35 @@ export function writeSet(name: string, spec: SetSpec = {}, tweak?: (dir: string)
 
 export const file = (dir: string, f: string) => path.join(dir, f);
 
+/**
+ * Waiters for the Catch node's (id "caught") messages. One listener per node forwards to them:
+ * Node-RED's input callbacks must not be removed while it is calling them.
+ */
+const catchWaiters = new WeakMap<object, Set<(m: any) => boolean>>();
+function onCaught(fn: (m: any) => boolean): () => void {
+  const caught = helper.getNode('caught');
+  let waiters = catchWaiters.get(caught);
+  if (!waiters) {
+    const set = new Set<(m: any) => boolean>();
+    waiters = set;
+    catchWaiters.set(caught, set);
+    caught.on('input', (m: any) => { for (const w of [...set]) if (w(m)) set.delete(w); });
+  }
+  const set = waiters;
+  set.add(fn);
+  return () => set.delete(fn);
+}
+
 /** Resolves with the next error a Catch node (id "caught") reports for node `id`. */
 export function caughtFrom(id: string, ms = 240000): Promise<any> {
-  const caught = helper.getNode('caught');
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no error caught from ${id}`)), ms);
-    const on = (m: any) => {
-      if (m.error?.source?.id !== id) return;
+    const cancel = onCaught((m) => {
+      if (m.error?.source?.id !== id) return false;
       clearTimeout(t);
-      caught.removeListener('input', on);
       resolve(m);
-    };
-    caught.on('input', on);
+      return true;
+    });
+    const t = setTimeout(() => { cancel(); reject(new Error(`no error caught from ${id}`)); }, ms);
   });
 }
 
@@ -126,9 +155,16 @@ export async function fails(id: string, msg: any, text: RegExp): Promise<string>
 /** Sends `msg` to node `id` and resolves with what its first output sends (no error). */
 export async function works(id: string, msg: any, out = 'out'): Promise<any> {
   const got = next(helper.getNode(out));
-  const err = caughtFrom(id).then((m) => { throw new Error(`unexpected error from ${id}: ${m.error.message}`); });
+  let cancel = () => false as boolean;
+  const err = new Promise<never>((_resolve, reject) => {
+    cancel = onCaught((m) => {
+      if (m.error?.source?.id !== id) return false;
+      reject(new Error(`unexpected error from ${id}: ${m.error.message}`));
+      return true;
+    });
+  });
   helper.getNode(id).receive(msg);
-  const m = await Promise.race([got, err]);
+  const m = await Promise.race([got, err]).finally(cancel);
   assert.notEqual(statusOf(helper.getNode(id)).fill, 'red');
   return m;
 }

@@ -8,7 +8,7 @@ import { loadModel, saveModel } from '../src/lib/persist';
 import { createMlp } from '../src/lib/model';
 import { backend, helper, NODES, tensors } from './helpers';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const ALL = [...NODES, require('@node-red/nodes/core/common/25-catch.js')];
 
 /** Saves the way plain TensorFlow.js code does: model.json + a weights shard, no metadata.json. */

@@ -8,6 +8,11 @@ describe('plot node', function () {
   before(async () => { await backend(); });
   afterEach(async () => { await helper.unload(); });
 
+  it('should be loaded with defaults', async () => {
+    await helper.load(NODES, [{ id: 'n1', type: 'plot', name: 'plot' }]);
+    assert.equal(helper.getNode('n1').name, 'plot');
+  });
+
   it('draws every picture of a trained pipeline as a non-blank PNG and frees what it used', async () => {
     const base = tensors();
     const plots = KINDS.map((kind) => ({ id: `plot_${kind}`, type: 'plot', kind, wires: [[`got_${kind}`]] }));

@@ -4,9 +4,10 @@ import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as path from 'path';
 import {
-  backend, caughtFrom, fails, file, flow, helper, idx, next, NODES, protoModel, protoSplit, ready, scratch, statusOf, tensors, works, writeSet,
+  backend, caughtFrom, fails, file, flow, helper, idx, next, NODES, protoModel, protoSplit, ready, scratch, tensors, works, writeSet,
 } from './helpers';
 
+import { cacheKey } from '../src/lib/dataset';
 // Bad input of every kind, sent to every node: each must give a clear error that a Catch node
 // receives, turn the node's status red, leave Node-RED working for the next good message, and
 // free every tensor when the flow is unloaded.
@@ -341,10 +342,10 @@ describe('robustness: stop and redeploy in the middle of work', function () {
     });
   }
 
-  function cacheFiles(): string[] {
-    const dir = path.join(tmp, '.mnist-cache');
-    if (!fs.existsSync(dir)) return [];
-    return fs.readdirSync(dir, { recursive: true }).map(String).filter((f) => f.includes('ubyte'));
+  // Only this test's servers' cache folders: other specs share the user directory's cache.
+  function cacheFiles(...urls: string[]): string[] {
+    const dirs = urls.map((u) => path.join(tmp, '.mnist-cache', cacheKey(u))).filter((d) => fs.existsSync(d));
+    return dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.includes('ubyte')));
   }
 
   it('a redeploy during a URL download aborts it, leaves no half-written cache file, and the next run works', async () => {
@@ -368,14 +369,14 @@ describe('robustness: stop and redeploy in the middle of work', function () {
       const download = slow.requests.find((r) => r.url.includes('train-images'))!;
       assert.ok(download.aborted, 'the download was aborted');
       assert.equal(sent.length, 0, 'nothing sent after close');
-      assert.deepEqual(cacheFiles().filter((f) => /train-images|\.part$/.test(f)), [], 'no half-written or cached images file');
+      assert.deepEqual(cacheFiles(slow.url).filter((f) => /train-images|\.part$/.test(f)), [], 'no half-written or cached images file');
       assert.equal(tensors(), base);
 
       await helper.load(NODES, dsFlow(fast.url));
       const m = await works('ds', { });
       assert.equal(m.payload.train.count, 2000);
-      assert.equal(cacheFiles().length, 4);
-      assert.ok(cacheFiles().every((f) => f.endsWith('.gz')));
+      assert.equal(cacheFiles(fast.url).length, 4);
+      assert.ok(cacheFiles(fast.url).every((f) => f.endsWith('.gz')));
       // Served from the cache now: no new requests.
       const n = fast.requests.length;
       await works('ds', {});

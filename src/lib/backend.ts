@@ -20,8 +20,10 @@ export function noteFailure(e: unknown): void {
 /** Loads a backend's package; false when it is not installed or cannot load here. */
 function load(name: BackendName): boolean {
   try {
+    /* eslint-disable @typescript-eslint/no-require-imports -- optional packages, loaded only when chosen */
     if (name === 'tensorflow') require('@tensorflow/tfjs-node');
     if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
+    /* eslint-enable @typescript-eslint/no-require-imports */
     return true;
   } catch {
     return false;

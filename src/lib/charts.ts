@@ -57,8 +57,10 @@ const LOADER = {
 };
 
 async function render(spec: object): Promise<Rendered> {
+  /* eslint-disable @typescript-eslint/no-explicit-any -- vega's config and loader types are narrower than what they accept */
   const compiled = vl.compile(spec as vl.TopLevelSpec, { config: CONFIG as any }).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none', loader: LOADER as any });
+  /* eslint-enable @typescript-eslint/no-explicit-any */
   try {
     const svg = await view.toSVG();
     const png = await sharp(Buffer.from(svg)).flatten({ background: '#ffffff' }).png().toBuffer();

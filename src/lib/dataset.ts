@@ -7,6 +7,7 @@ import { pipeline } from 'stream/promises';
 import * as tf from '@tensorflow/tfjs';
 import { IdxArray, MAX_IDX_BYTES, parseIdx } from './idx';
 import { MnistError, Params } from './messages';
+import type { Sample } from './samples';
 import { permutation, rng } from './random';
 
 /** One split held as raw bytes in JS memory: cheap to keep, never a tensor, safe to share. */
@@ -53,6 +54,8 @@ export interface LoadOptions {
   classes?: string[];
   signal?: AbortSignal;
   downloadLimits?: typeof DOWNLOAD_LIMITS;
+  /** a user's own samples added to the train split, each `repeat` times (they are few, MNIST is many) */
+  samples?: { items: Sample[]; repeat: number };
 }
 
 export const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
@@ -191,6 +194,32 @@ async function readSplit(opts: LoadOptions, which: 'train' | 'test', classes: nu
   return subset({ images: images.data, labels: labels.data, count, rows, cols, classes }, opts);
 }
 
+/** The train split with the user's samples mixed in (repeated), shuffled with the seed. */
+function withSamples(split: Split, opts: LoadOptions): Split {
+  const items = opts.samples?.items ?? [];
+  if (!items.length) return split;
+  if (split.rows !== 28 || split.cols !== 28) throw new MnistError('samples-shape', { rows: split.rows, cols: split.cols });
+  for (const s of items) if (s.label >= split.classes) throw new MnistError('sample-label', { label: s.label, classes: split.classes });
+  const size = split.rows * split.cols;
+  const extra = items.length * opts.samples!.repeat;
+  const n = split.count + extra;
+  const images = new Uint8Array(new SharedArrayBuffer(n * size));
+  const labels = new Uint8Array(new SharedArrayBuffer(n));
+  const order = permutation(n, rng((opts.seed ?? 0) + 1));
+  for (let i = 0; i < n; i++) {
+    const dst = order[i];
+    if (i < split.count) {
+      images.set(split.images.subarray(i * size, (i + 1) * size), dst * size);
+      labels[dst] = split.labels[i];
+    } else {
+      const s = items[(i - split.count) % items.length];
+      images.set(s.pixels, dst * size);
+      labels[dst] = s.label;
+    }
+  }
+  return { ...split, images, labels, count: n };
+}
+
 /** Applies the sample limit and shuffle; copies so the big file buffer can be collected. */
 function subset(split: Split, opts: LoadOptions): Split {
   const n = opts.limit && opts.limit > 0 ? Math.min(opts.limit, split.count) : split.count;
@@ -213,7 +242,7 @@ export async function loadDataset(opts: LoadOptions): Promise<Dataset> {
   if (classes.length < 2 || classes.length > 256) throw new MnistError('class-count', { count: classes.length });
   const name = opts.source === 'embedded' ? 'mnist' : opts.source === 'folder' ? path.basename(opts.folder || '') : (opts.url || '');
   const dataset: Dataset = { name, classes, notes: [] };
-  if (splits !== 'test') dataset.train = await readSplit(opts, 'train', classes.length, dataset.notes);
+  if (splits !== 'test') dataset.train = withSamples(await readSplit(opts, 'train', classes.length, dataset.notes), opts);
   if (splits !== 'train') dataset.test = await readSplit(opts, 'test', classes.length, dataset.notes);
   return dataset;
 }

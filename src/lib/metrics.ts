@@ -31,7 +31,8 @@ export async function evaluate(
     const hi = Math.min(lo + chunk, view.count);
     const [pred, chunkLoss] = tf.tidy(() => {
       // One backend batch per chunk: predict()'s default of 32 would slice it 63 times.
-      const logits = model.predict(imagesTensor(view, lo, hi), { batchSize: hi - lo }) as tf.Tensor;
+      const dims = model.inputs[0].shape.slice(1).map(Number);
+      const logits = model.predict(imagesTensor(view, lo, hi).reshape([hi - lo, ...dims]), { batchSize: hi - lo }) as tf.Tensor;
       const oneHot = tf.oneHot(tf.tensor1d(view.labels.subarray(lo, hi), 'int32'), classes).toFloat();
       return [logits.argMax(1).dataSync(), lossFn(loss, oneHot, logits).dataSync()[0]] as const;
     });

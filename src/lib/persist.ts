@@ -4,6 +4,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { exportOnnx } from './engine/onnx-export';
+import { specOf } from './engine/spec';
 import { MnistError } from './messages';
 import { DIGITS, Normalization } from './dataset';
 import { ModelEntry, ModelMeta } from './model';
@@ -11,6 +13,7 @@ import { ModelEntry, ModelMeta } from './model';
 export const MODEL_FILE = 'model.json';
 export const WEIGHTS_FILE = 'weights.bin';
 export const METADATA_FILE = 'metadata.json';
+export const ONNX_FILE = 'model.onnx';
 
 const SIDE = 28;
 const PIXELS = SIDE * SIDE;
@@ -27,6 +30,8 @@ export interface SavedMetadata {
   architecture?: unknown;
   training?: Record<string, unknown>;
   metrics?: Record<string, unknown>;
+  /** present when the model was also written as ONNX: the file and how to call it */
+  onnx?: { file: string; input: string; output: string };
   seed: number | null;
   package: { name: string; version: string };
   tfjs: string;
@@ -77,7 +82,7 @@ async function writeAtomic(file: string, data: Buffer | string): Promise<void> {
  * Saves model.json + weights.bin (the standard layers format any TensorFlow.js can load) and
  * metadata.json. model.json is renamed into place last, so its change marks a complete save.
  */
-export async function saveModel(entry: ModelEntry, folder: string): Promise<SaveResult> {
+export async function saveModel(entry: ModelEntry, folder: string, opts: { onnx?: boolean } = {}): Promise<SaveResult> {
   await fs.promises.mkdir(folder, { recursive: true });
   let artifacts: tf.io.ModelArtifacts | undefined;
   await entry.model.save(tf.io.withSaveHandler(async (a) => {
@@ -109,14 +114,26 @@ export async function saveModel(entry: ModelEntry, folder: string): Promise<Save
     tfjs: tf.version.tfjs,
     savedAt: new Date().toISOString(),
   };
+  // The same network as a standalone ONNX inference model: the normalization runs inside it.
+  let onnx: Uint8Array | undefined;
+  if (opts.onnx) {
+    const spec = { ...specOf(entry.model), inputShape: [meta.inputShape[0], meta.inputShape[1], 1] as [number, number, number] };
+    onnx = exportOnnx(spec, entry.model.getWeights().map((w) => w.dataSync() as Float32Array), meta.normalization, { classes: meta.classes });
+    metadata.onnx = {
+      file: ONNX_FILE,
+      input: spec.layers[0].kind === 'dense' ? `pixels: float32 [N, ${meta.inputShape[0] * meta.inputShape[1]}], 0-1, ink bright` : `pixels: float32 [N, 1, ${meta.inputShape[0]}, ${meta.inputShape[1]}], 0-1, ink bright`,
+      output: `probabilities: float32 [N, ${meta.classes.length}] (softmax); the normalization is applied inside`,
+    };
+  }
   const metadataJson = JSON.stringify(metadata, null, 2);
   await writeAtomic(path.join(folder, WEIGHTS_FILE), weights);
   await writeAtomic(path.join(folder, METADATA_FILE), metadataJson);
+  if (onnx) await writeAtomic(path.join(folder, ONNX_FILE), Buffer.from(onnx));
   await writeAtomic(path.join(folder, MODEL_FILE), modelJson);
   return {
     folder,
-    files: [MODEL_FILE, WEIGHTS_FILE, METADATA_FILE],
-    bytes: weights.length + Buffer.byteLength(modelJson) + Buffer.byteLength(metadataJson),
+    files: [MODEL_FILE, WEIGHTS_FILE, METADATA_FILE, ...(onnx ? [ONNX_FILE] : [])],
+    bytes: weights.length + Buffer.byteLength(modelJson) + Buffer.byteLength(metadataJson) + (onnx?.length ?? 0),
     metadata,
   };
 }
@@ -172,6 +189,7 @@ function isNormalization(x: unknown): x is Normalization {
  */
 export async function loadModel(folder: string): Promise<Loaded> {
   const modelFile = path.join(folder, MODEL_FILE);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- TF.js model.json, checked field by field below
   const json = readJson(modelFile) as Record<string, any> | undefined;
   if (json === undefined) {
     throw new MnistError('no-saved-model', { folder });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { inferenceChunk } from './engine/budget';
 import { MnistError, at, shown } from './messages';
-import { activationsPerSample } from './model';
+import { activationsPerSample, inputSize } from './model';
 import { ModelEntry } from './model';
 import { DEFAULT_IMAGE_LIMITS, ImageLimits, preprocessImage } from './image';
 
@@ -68,11 +68,6 @@ function toUnit(values: ArrayLike<number>): Float32Array {
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = values[i] * scale;
   return out;
-}
-
-/** Values one input of the model holds: 784 for [null,784] and for [null,28,28,1] alike. */
-export function inputSize(model: tf.LayersModel): number {
-  return model.inputs[0].shape.slice(1).reduce<number>((a, d) => a * Number(d), 1);
 }
 
 /** True when the model's last layer already ends in softmax (e.g. saved by plain tfjs code). */
@@ -164,8 +159,8 @@ export async function decodeInputs(
   return out;
 }
 
-/** Softmax over the model for [0,1] pixel images, with the model's own normalization applied. */
-export function classify(entry: ModelEntry, images: Float32Array[], opts: { threshold?: number; topK?: number; limitMB?: number } = {}): Prediction[] {
+/** Softmax of one model for [0,1] pixel images, with the model's own normalization applied. */
+function modelProbabilities(entry: ModelEntry, images: Float32Array[], limitMB?: number): Float32Array {
   const size = inputSize(entry.model);
   const norm = entry.meta.normalization;
   const floats = new Float32Array(images.length * size);
@@ -173,7 +168,29 @@ export function classify(entry: ModelEntry, images: Float32Array[], opts: { thre
     if (img.length !== size) throw new MnistError('image-size-mismatch', { inputs: size, values: img.length });
     for (let j = 0; j < size; j++) floats[i * size + j] = norm ? (img[j] - norm.mean) / norm.std : img[j];
   });
-  const probs = probabilities(entry.model, floats, images.length, opts.limitMB);
+  return probabilities(entry.model, floats, images.length, limitMB);
+}
+
+/** The most models one message may average (each runs the whole batch). */
+export const MAX_ENSEMBLE = 10;
+
+/**
+ * Predictions for [0,1] pixel images. Several models (an ensemble) must share classes and input
+ * shape; their probabilities are averaged, each model applying its own normalization.
+ */
+export function classify(models: ModelEntry | ModelEntry[], images: Float32Array[], opts: { threshold?: number; topK?: number; limitMB?: number } = {}): Prediction[] {
+  const entries = Array.isArray(models) ? models : [models];
+  const entry = entries[0];
+  for (const [i, other] of entries.entries()) {
+    const same = other.meta.classes.join('\u0000') === entry.meta.classes.join('\u0000') && inputSize(other.model) === inputSize(entry.model);
+    if (!same) throw new MnistError('ensemble-mismatch', { index: i, classes: other.meta.classes.length, inputs: inputSize(other.model), firstClasses: entry.meta.classes.length, firstInputs: inputSize(entry.model) });
+  }
+  const probs = modelProbabilities(entry, images, opts.limitMB);
+  for (const other of entries.slice(1)) {
+    const more = modelProbabilities(other, images, opts.limitMB);
+    for (let j = 0; j < probs.length; j++) probs[j] += more[j];
+  }
+  if (entries.length > 1) for (let j = 0; j < probs.length; j++) probs[j] /= entries.length;
   const k = Math.max(1, Math.min(opts.topK ?? 3, entry.meta.classes.length));
   const classes = probs.length / images.length;
   return images.map((_, i) => {

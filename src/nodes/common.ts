@@ -2,12 +2,13 @@ import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow, NodeStatus } from '
 import { initBackend, noteFailure } from '../lib/backend';
 import { DEFAULT_MEMORY_MB } from '../lib/engine/budget';
 import { STOP } from '../lib/engine/run';
-import { SplitView } from '../lib/dataset';
+import { DIGITS, SplitView } from '../lib/dataset';
 import { MnistError, Params, message } from '../lib/messages';
-import { ModelEntry, describe } from '../lib/model';
+import { ModelEntry, describe, inputSize } from '../lib/model';
 import * as registry from '../lib/registry';
 import { OPTIONS, Values, readOptions } from './options';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a message carries whatever flows put in it; nodes check what they read
 export type Msg = NodeMessageInFlow & Record<string, any>;
 export type Output = NodeMessage | null | Array<NodeMessage | null>;
 
@@ -186,6 +187,23 @@ export function splitHandle(owner: string, dataset: string, which: string, view:
   });
 }
 
+/**
+ * What a model-building node needs from msg.dataset: the class names and the image shape of the
+ * real split (a message's own summary fields could claim anything), or MNIST's without a dataset.
+ * Refuses while the node's previous model is still being trained or saved.
+ */
+export function modelInputs(msg: Msg, owner: string): { classes: string[]; inputShape: [number, number]; normalization: SplitView['normalization'] } {
+  const busy = registry.busyOf(owner);
+  if (busy) throw new MnistError('model-in-use', { by: busy });
+  const ds = msg.dataset === undefined || msg.dataset === null ? undefined : needDataset(msg);
+  const classes: string[] = ds ? ds.classes.map(String) : DIGITS;
+  if (classes.length < 2 || classes.length > 256) throw new MnistError('class-count', { count: classes.length });
+  const which = ds?.train ? 'train' : ds?.test ? 'test' : undefined;
+  const view = which ? registry.resolve<SplitView>(ds![which], 'split', `msg.dataset.${which}`) : undefined;
+  if (view && view.classes !== classes.length) throw new MnistError('class-names-mismatch', { names: classes.length, classes: view.classes });
+  return { classes, inputShape: view ? [view.rows, view.cols] : [28, 28], normalization: view?.normalization ?? null };
+}
+
 /** Registers a model (owned by `owner`) and returns its handle; the registry frees it later. */
 export function modelHandle(owner: string, entry: ModelEntry): registry.Handle {
   const d = describe(entry.model);
@@ -197,9 +215,9 @@ export function modelHandle(owner: string, entry: ModelEntry): registry.Handle {
 /** Checks that a model fits a split (input size and the split's own classes) and says how to fix it if not. */
 export function checkFit(entry: ModelEntry, view: SplitView): void {
   const classes = view.classes;
-  const inputSize = Number(entry.model.inputs[0].shape[1]);
+  const inputs = inputSize(entry.model);
   const outputs = Number(entry.model.outputs[0].shape[1]);
   const pixels = view.rows * view.cols;
-  if (inputSize !== pixels) throw new MnistError('model-input-mismatch', { inputs: inputSize, rows: view.rows, cols: view.cols, pixels });
+  if (inputs !== pixels) throw new MnistError('model-input-mismatch', { inputs, rows: view.rows, cols: view.cols, pixels });
   if (outputs !== classes) throw new MnistError('model-classes-mismatch', { outputs, classes });
 }

@@ -2,6 +2,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import * as path from 'path';
 import { Dataset, SourceKind, Splits, loadDataset } from '../lib/dataset';
 import { MnistError } from '../lib/messages';
+import { loadSamples } from '../lib/samples';
 import * as registry from '../lib/registry';
 import { attach, options, splitHandle } from './common';
 
@@ -46,6 +47,7 @@ export = (RED: NodeAPI) => {
           seed: o.seed,
           classes: o.classes.split(',').map((s) => s.trim()).filter(Boolean),
           signal,
+          samples: o.samples.trim() ? { items: loadSamples(path.resolve(userDir, o.samples.trim())), repeat: o.samplesRepeat } : undefined,
         });
         for (const note of data.notes) node.warn(t(`warnings.${note.code}`, note.params));
         refuseIfRead();

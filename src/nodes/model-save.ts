@@ -15,13 +15,14 @@ export = (RED: NodeAPI) => {
       queue: 10,
       async run({ msg }) {
         // The folder comes from the node only: a message must not choose where files are written.
-        const configured = options('model-save', config).folder.trim();
+        const o = options('model-save', config);
+        const configured = o.folder.trim();
         if (!configured) throw new MnistError('no-save-folder');
         const folder = path.resolve(userDir, configured);
         const entry = registry.resolve<ModelEntry>(msg.model, 'model');
         const release = registry.acquire(msg.model, node.id);
         try {
-          const r = await saveModel(entry, folder);
+          const r = await saveModel(entry, folder, { onnx: o.onnx });
           msg.payload = { folder: r.folder, files: r.files, bytes: r.bytes, classes: r.metadata.classes, metrics: r.metadata.metrics ?? null };
         } finally {
           release();

@@ -87,6 +87,13 @@ export const OPTIONS = {
     seed: SEED,
     classes: { type: 'string', default: '' },
     allowMsgPath: { type: 'bool', default: false },
+    samples: { type: 'string', default: '' },
+    samplesRepeat: { type: 'int', default: 10, min: 1, max: 1000 },
+  },
+  'mnist-samples': {
+    folder: { type: 'string', default: 'mnist-samples' },
+    classes: { type: 'string', default: '' },
+    preprocess: { type: 'bool', default: true },
   },
   normalize: {
     mean: { type: 'number', default: 0.1307, min: -1000, max: 1000 },
@@ -95,6 +102,14 @@ export const OPTIONS = {
   },
   'mlp-model': {
     hidden: { type: 'string', default: '256,64' },
+    activation: { type: 'enum', default: 'relu', values: ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'linear'] },
+    seed: SEED,
+  },
+  'cnn-model': {
+    filters: { type: 'string', default: '32,64' },
+    kernelSize: { type: 'int', default: 3, min: 1, max: 9 },
+    dense: { type: 'string', default: '128' },
+    dropout: { type: 'number', default: 0, min: 0, max: 0.9 },
     activation: { type: 'enum', default: 'relu', values: ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'linear'] },
     seed: SEED,
   },
@@ -138,5 +153,6 @@ export const OPTIONS = {
   },
   'model-save': {
     folder: { type: 'string', default: 'mnist-model' },
+    onnx: { type: 'bool', default: false },
   },
 } as const satisfies Record<string, Table>;

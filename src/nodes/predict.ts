@@ -4,7 +4,7 @@ import { SplitView, toFloats } from '../lib/dataset';
 import { MnistError } from '../lib/messages';
 import { ModelEntry } from '../lib/model';
 import { folderStamp, loadModel } from '../lib/persist';
-import { classify, decodeInputs } from '../lib/predict';
+import { MAX_ENSEMBLE, classify, decodeInputs } from '../lib/predict';
 import * as registry from '../lib/registry';
 import { attach, modelHandle, options } from './common';
 
@@ -49,11 +49,16 @@ export = (RED: NodeAPI) => {
         if (invalid) throw invalid;
         const o = options('predict', config);
         const folder = o.modelFolder.trim() ? path.resolve(userDir, o.modelFolder.trim()) : '';
-        let entry: ModelEntry;
+        // msg.model: one handle, or several (an ensemble: their probabilities are averaged).
         const absent = msg.model === undefined || msg.model === null;
-        if (absent && folder) entry = await folderModel(folder, (f) => node.log(t('predict.log.loaded', { folder: f })));
+        const many = Array.isArray(msg.model);
+        if (many && (msg.model.length < 1 || msg.model.length > MAX_ENSEMBLE)) throw new MnistError('ensemble-size', { count: msg.model.length, max: MAX_ENSEMBLE });
+        const resolve = (): ModelEntry[] => (many ? msg.model : [msg.model]).map((h: unknown, i: number) => registry.resolve<ModelEntry>(h, 'model', many ? `msg.model[${i}]` : 'msg.model'));
+        let entries: ModelEntry[];
+        if (absent && folder) entries = [await folderModel(folder, (f) => node.log(t('predict.log.loaded', { folder: f })))];
         else if (absent) throw new MnistError('no-model-or-folder');
-        else entry = registry.resolve<ModelEntry>(msg.model, 'model');
+        else entries = resolve();
+        const entry = entries[0];
         const [rows, cols] = entry.meta.inputShape;
         const p = msg.payload;
         let images: Float32Array[];
@@ -67,8 +72,8 @@ export = (RED: NodeAPI) => {
           ({ pixels: images, pngs, batch } = await decodeInputs(p, { rows, cols, preprocess: o.preprocess, limits, signal }));
         }
         // Decoding awaited: the model may have been rebuilt or freed meanwhile (a clear "gone" error then).
-        if (!absent) entry = registry.resolve<ModelEntry>(msg.model, 'model');
-        const predictions = classify(entry, images, { threshold: o.threshold, topK: o.topK, limitMB: memoryMB });
+        if (!absent) entries = resolve();
+        const predictions = classify(entries, images, { threshold: o.threshold, topK: o.topK, limitMB: memoryMB });
         msg.payload = batch ? predictions : predictions[0];
         if (pngs.some((b) => b !== null)) msg.preprocessed = batch ? pngs : pngs[0];
         else delete msg.preprocessed;

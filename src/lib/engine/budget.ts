@@ -9,6 +9,11 @@ import { ModelSpec, OptimizerName } from './types';
 export const DEFAULT_MEMORY_MB = 2048;
 
 const MB = 2 ** 20;
+
+/** 200 MB of float32 weights, before gradients and optimizer state: far beyond any MNIST model. */
+export const MAX_PARAMETERS = 50_000_000;
+/** Floats one sample may occupy across a network (16 MB): a batch of 128 then needs 8 GB to train. */
+export const MAX_ACTIVATIONS = 4_000_000;
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Floats one sample occupies across the network: its input and every layer's output. */

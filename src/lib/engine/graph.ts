@@ -13,8 +13,8 @@ import type { LayerSpec, ModelSpec } from './types';
 export const NATIVE_ACTIVATIONS: Activation[] = ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'linear'];
 
 // tfjs's selu constants (tfjs-core selu_util.ts): y = scale * x for x > 0, scaleAlpha * (e^x - 1) otherwise.
-const SELU_SCALE = 1.0507009873554804934193349852946;
-const SELU_SCALEALPHA = 1.7580993408473768599402175208123;
+const SELU_SCALE = 1.0507009873554805;
+const SELU_SCALEALPHA = 1.7580993408473768;
 
 /** One weight tensor: its tfjs and ONNX shapes and the conversions between the two layouts. */
 export interface ParamInfo {

@@ -31,7 +31,7 @@ export function loadOrt(): Promise<Ort> {
   loading ??= (async () => {
     let ort: Ort;
     try {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
       ort = require('onnxruntime-node') as Ort;
     } catch (e) {
       throw new MnistError('native-unavailable', { reason: (e as Error).message.split('\n')[0] });
