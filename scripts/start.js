@@ -29,6 +29,10 @@ fs.writeFileSync(settingsFile, `module.exports = ${JSON.stringify({
   telemetry: { enabled: false },
   editorTheme: { tours: false, palette: { catalogues: [] } },
   logging: { console: { level: 'info' } },
+  // Dashboard 2.0 drops a message over 1 MB from the page without a word (socket.io's limit). The
+  // example's page shrinks photos before sending; this covers other widgets, e.g. a ui-file-input
+  // with a phone photo: predict takes up to 10 MiB, which is 14 MB as a data URL.
+  dashboard: { maxHttpBufferSize: 15e6 },
 }, null, 2)};\n`);
 
 const flowFile = path.join(userDir, 'flows.json');

@@ -5,6 +5,7 @@
 import sharp from 'sharp';
 import * as zlib from 'zlib';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
+import { MnistError } from './messages';
 
 // A long-running Node-RED process would otherwise keep decoded images in libvips' cache.
 sharp.cache(false);
@@ -95,8 +96,15 @@ export function toImageBuffer(input: Buffer | string, limits: ImageLimits = DEFA
     }
     if (buf.length === 0) throw new Error('Empty image: the input has no bytes. Send an image Buffer, a data URL or a base64 string.');
     if (buf.length > limits.maxBytes) throw tooBig(buf.length, limits);
+    if (!sniffFormat(buf) && isMultipartForm(buf)) throw new MnistError('image-multipart');
     if (!sniffFormat(buf)) throw new Error(`Unsupported or corrupt image data: the bytes are not a known image format. ${FORMATS_HINT}.`);
     return buf;
+}
+
+/** A multipart/form-data body (curl -F, an HTML form), which an HTTP In node passes on as it came. */
+function isMultipartForm(buf: Buffer): boolean {
+    const head = buf.subarray(0, 2048).toString('latin1');
+    return /^--[^\r\n]{1,200}\r\n/.test(head) && /content-disposition:\s*form-data/i.test(head);
 }
 
 /** Buffer, data URL, or a long base64 string that decodes to a known image signature. */
