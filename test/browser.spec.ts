@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Page } from 'playwright-core';
 import sharp from 'sharp';
+import { digitVideo } from './browser/camera';
 import { Browser, CHROMIUM, openBrowser } from './browser/chromium';
 import { EXAMPLES, NodeRed, ROOT, startNodeRed } from './browser/node-red';
 
@@ -262,10 +263,10 @@ describe('in the browser: editor and dashboard', function () {
     const accuracy = await dashboard.locator('.mnist-accuracy').innerText();
     const percent = Number(/([\d.]+) %/.exec(accuracy)![1]);
     assert.ok(percent > 50, `test accuracy ${percent} % after one epoch on 2000 samples`);
-    await dashboard.waitForFunction(() => {
-      const img = document.querySelector('img.mnist-confusion-img') as HTMLImageElement | null;
-      return !!img && img.complete && img.naturalWidth > 100;
-    }, null, { timeout: 30000 });
+    // The confusion matrix: 10x10 cells whose counts add up to the test images.
+    await dashboard.waitForFunction(() => document.querySelectorAll('td.mnist-cell').length === 100, null, { timeout: 30000 });
+    const cells = await dashboard.locator('td.mnist-cell').allInnerTexts();
+    assert.equal(cells.reduce((s, n) => s + Number(n), 0), 2000);
     assert.match(await dashboard.locator('.mnist-status').innerText(), /done: 1 epoch/);
     await dashboard.waitForTimeout(1000); // the chart animates its last points
     const pixels = await linePixels(await chart.screenshot());
@@ -306,14 +307,34 @@ describe('in the browser: editor and dashboard', function () {
     assert.equal(await note.innerText(), 'This browser cannot read notes.txt as an image: use a JPEG, PNG or WebP photo.');
   });
 
-  it('shows the confusion matrix in the editor\'s "MNIST plots" sidebar', async () => {
+  it('a click on a cell of the confusion matrix shows the test images of that pair', async () => {
+    // The most frequent mistake: the biggest count off the diagonal.
+    const cells = await dashboard.locator('td.mnist-cell').evaluateAll((tds) => tds.map((td) => ({
+      t: Number(td.getAttribute('data-true')), p: Number(td.getAttribute('data-predicted')), n: Number(td.textContent),
+    })));
+    const worst = cells.filter((c) => c.t !== c.p).sort((a, b) => b.n - a.n)[0];
+    assert.ok(worst.n > 0, 'the model made mistakes to look at');
+    await dashboard.locator(`td.mnist-cell[data-true="${worst.t}"][data-predicted="${worst.p}"]`).click();
+    const picture = dashboard.locator('img.mnist-cell-img');
+    await picture.waitFor({ state: 'visible', timeout: 60000 });
+    const width = await picture.evaluate(async (img: HTMLImageElement) => { await img.decode(); return img.naturalWidth; });
+    assert.ok(width > 100, `the picture is ${width} px wide`);
+    assert.equal(await dashboard.locator('.mnist-cell-caption').innerText(), `${worst.n} test images of ${worst.t} read as ${worst.p}`);
+    console.log(`      ${worst.n} test images of ${worst.t} read as ${worst.p}`);
+    await dashboard.locator('.mnist-cell-view').scrollIntoViewIfNeeded();
+    await shot(dashboard, '06b-dashboard-confusion-cell');
+  });
+
+  it('shows the confusion matrix and the pictures of a cell in the editor\'s "MNIST plots" sidebar', async () => {
     await editor.bringToFront();
     await editor.evaluate(() => (window as any).RED.sidebar.show('mnist-plots'));
-    const picture = editor.locator('[data-plot="dash_plot_conf"] img');
-    await picture.waitFor({ state: 'visible', timeout: 30000 });
-    const width = await picture.evaluate(async (img: HTMLImageElement) => { await img.decode(); return img.naturalWidth; });
-    assert.ok(width > 100, `the sidebar picture is ${width} px wide`);
-    assert.equal(await editor.locator('[data-plot="dash_plot_conf"] .mnist-plot-title').innerText(), 'confusion matrix');
+    for (const [id, title] of [['plot_conf', 'confusion matrix'], ['dash_plot_conf', 'mistakes of a cell']]) {
+      const picture = editor.locator(`[data-plot="${id}"] img`);
+      await picture.waitFor({ state: 'visible', timeout: 30000 });
+      const width = await picture.evaluate(async (img: HTMLImageElement) => { await img.decode(); return img.naturalWidth; });
+      assert.ok(width > 100, `the sidebar picture of ${id} is ${width} px wide`);
+      assert.equal(await editor.locator(`[data-plot="${id}"] .mnist-plot-title`).innerText(), title);
+    }
     await shot(editor, '07-editor-plots-sidebar');
   });
 
@@ -356,7 +377,7 @@ describe('in the browser: editor and dashboard', function () {
       await deploy(red!, type);
       await dashboard.waitForFunction(() => /Ready: choose the settings and press Train/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 30000 });
       assert.equal(await dashboard.locator('.mnist-accuracy').innerText().then((t) => t.replace('Test accuracy', '').trim()), '', `${type}: no accuracy of a freed model`);
-      assert.equal(await dashboard.locator('img.mnist-confusion-img').count(), 0, `${type}: no confusion matrix of a freed model`);
+      assert.equal(await dashboard.locator('td.mnist-cell').count(), 0, `${type}: no confusion matrix of a freed model`);
     }
     await drawSeven(dashboard); // the page was rebuilt by the full deploy: an empty canvas
     await dashboard.click('#mnist-predict');
@@ -374,8 +395,73 @@ describe('in the browser: editor and dashboard', function () {
     await shot(dashboard, '10-dashboard-after-deploys');
   });
 
-  it('logged no errors', () => {
-    const errors = red!.log().split('\n').filter((l) => /\[error\]/.test(l));
-    assert.deepEqual(errors, []);
+  it('says why the camera does not start: no camera in this browser', async () => {
+    await dashboard.locator('#mnist-camera-start').click();
+    const note = dashboard.locator('.mnist-camera-note');
+    await note.waitFor({ state: 'visible', timeout: 30000 });
+    // Headless Chromium without a fake device has no camera, or refuses the permission outright.
+    assert.match(await note.innerText(), /^(No camera found on this device\.|Camera permission was refused: allow the camera for this page in the browser)/);
+  });
+
+  describe('with a camera (Chromium\'s fake camera films a 7 on unevenly lit paper)', () => {
+    let cameraBrowser: Browser | undefined;
+    let page: Page;
+    const video = path.join(ROOT, 'test-output', 'digit-7.y4m');
+
+    before(async () => {
+      await digitVideo(video);
+      cameraBrowser = await openBrowser({ args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+        `--use-file-for-fake-video-capture=${video}`, '--host-resolver-rules=MAP mnist.test 127.0.0.1'] });
+      page = await cameraBrowser.context.newPage();
+      await page.setViewportSize({ width: 1400, height: 1400 });
+    });
+
+    after(async function () {
+      this.timeout(30000);
+      await cameraBrowser?.close();
+    });
+
+    it('a page that is not a secure origin says the camera needs https or localhost', async () => {
+      await page.goto(`${red!.url.replace('127.0.0.1', 'mnist.test')}dashboard`);
+      await page.locator('#mnist-camera-start').click();
+      assert.match(await page.locator('.mnist-camera-note').innerText(), /^The camera needs a secure page: open the dashboard over https, or as http:\/\/localhost:1880\/dashboard/);
+    });
+
+    it('Snapshot reads the 7 the camera films; Live predicts frame after frame, skipping while predict is busy', async () => {
+      await page.goto(`${red!.url}dashboard`);
+      // A model trained on all of MNIST for one epoch.
+      await page.fill('#mnist-limit', '0');
+      await page.fill('#mnist-epochs', '1');
+      await page.click('#mnist-train');
+      await page.waitForFunction(() => /done: 1 epoch/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 180000 });
+      await page.locator('#mnist-camera-start').click();
+      await page.waitForFunction(() => (document.querySelector('.mnist-camera-video') as HTMLVideoElement | null)?.videoWidth === 640, null, { timeout: 30000 });
+      await page.click('#mnist-snapshot');
+      await page.waitForFunction(() => document.querySelector('.mnist-prediction-source')?.textContent === 'camera', null, { timeout: 30000 });
+      const label = await page.locator('.mnist-prediction-label').innerText();
+      const sure = await page.locator('.mnist-prediction-confidence').innerText();
+      console.log(`      the filmed 7 was read as ${label} (${sure})`);
+      await page.locator('.mnist-camera').scrollIntoViewIfNeeded();
+      await shot(page, '11-dashboard-camera-snapshot');
+      assert.equal(label, '7');
+      const width = await page.locator('img.mnist-preprocessed').evaluate(async (img: HTMLImageElement) => { await img.decode(); return img.naturalWidth; });
+      assert.equal(width, 28);
+      await page.click('#mnist-live');
+      await page.waitForFunction(() => Number(/^(\d+) frames predicted/.exec(document.querySelector('.mnist-camera-count')?.textContent || '')?.[1]) >= 6, null, { timeout: 60000 });
+      await page.click('#mnist-live');
+      const count = await page.locator('.mnist-camera-count').innerText();
+      console.log(`      live: ${count}`);
+      assert.equal(await page.locator('.mnist-prediction-label').innerText(), '7');
+      await page.click('#mnist-camera-off');
+      await page.locator('#mnist-camera-start').waitFor({ state: 'visible', timeout: 10000 });
+    });
+  });
+
+  // Nested suites run after the tests of this one: this check comes last.
+  describe('at the end', () => {
+    it('logged no errors', () => {
+      const errors = red!.log().split('\n').filter((l) => /\[error\]/.test(l));
+      assert.deepEqual(errors, []);
+    });
   });
 });
