@@ -224,7 +224,7 @@ describe('in the browser: editor and dashboard', function () {
     await editor.waitForFunction(() => /epoch/.test(document.querySelector('#red-ui-workspace-chart g[id="train"] .red-ui-flow-node-status-label')?.textContent || ''), null, { timeout: 120000 });
     await button.click();
     // The progress debug node's status: epoch, batch and a rounded loss, not a raw float.
-    await editor.waitForFunction(() => /batch/.test(document.querySelector('#red-ui-workspace-chart g[id="dbg_progress"] .red-ui-flow-node-status-label')?.textContent || ''), null, { timeout: 60000 });
+    await editor.waitForFunction(() => /\/118 ·/.test(document.querySelector('#red-ui-workspace-chart g[id="dbg_progress"] .red-ui-flow-node-status-label')?.textContent || ''), null, { timeout: 60000 });
     assert.match(await statusOf('dbg_progress').textContent() ?? '', /^epoch [1-3] · \d+\/118 · loss \d+\.\d{3}$/);
     await editor.waitForFunction(() => (window as any).mnistDebug.some((m: any) => m.id === 'dbg_acc'), null, { timeout: 180000 });
     // The plots and the 10,000 predictions after it, then nothing more arrives.
@@ -389,6 +389,7 @@ describe('in the browser: editor and dashboard', function () {
     await dashboard.click('#mnist-train');
     await dashboard.waitForFunction(() => /done: 1 epoch/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
     await dashboard.waitForFunction(() => / % of 2000 test images/.test(document.querySelector('.mnist-accuracy')?.textContent || ''), null, { timeout: 30000 });
+    await dashboard.waitForFunction(() => document.querySelectorAll('td.mnist-cell').length === 100, null, { timeout: 30000 });
     await dashboard.click('#mnist-predict');
     await dashboard.waitForFunction(() => document.querySelector('.mnist-prediction-source')?.textContent === 'your drawing', null, { timeout: 30000 });
     console.log(`      ${await status()}`);

@@ -3,7 +3,7 @@ import sharp from 'sharp';
 
 /**
  * A video for Chromium's fake camera (--use-file-for-fake-video-capture): a Y4M file of a dark 7
- * written on paper, lit unevenly (brighter on the left), with sensor noise that differs from frame
+ * written on paper, lit unevenly (brighter at the top left), with sensor noise that differs from frame
  * to frame. Y4M 4:2:0: per frame the grey (Y) plane and two neutral colour planes.
  */
 export async function digitVideo(file: string, opts: { width?: number; height?: number; frames?: number } = {}): Promise<void> {
@@ -21,7 +21,7 @@ export async function digitVideo(file: string, opts: { width?: number; height?: 
       const y = Buffer.alloc(w * h);
       for (let r = 0; r < h; r++) {
         for (let c = 0; c < w; c++) {
-          const paper = 225 - 70 * (c / w) - 20 * (r / h); // uneven light: 225 top left, 135 bottom right
+          const paper = 225 - 40 * (c / w) - 15 * (r / h); // uneven light: 225 top left, 170 bottom right
           const a = ink[r * w + c] / 255;
           const v = paper * (1 - a) + 40 * a + (random() - 0.5) * 24;
           y[r * w + c] = Math.max(16, Math.min(235, Math.round(v)));
