@@ -428,7 +428,7 @@ describe('in the browser: editor and dashboard', function () {
       assert.match(await page.locator('.mnist-camera-note').innerText(), /^The camera needs a secure page: open the dashboard over https, or as http:\/\/localhost:1880\/dashboard/);
     });
 
-    it('Snapshot reads the 7 the camera films; Live predicts frame after frame, skipping while predict is busy', async () => {
+    it('Snapshot reads the 7 the camera films inside the square; Live predicts frame after frame', async () => {
       await page.goto(`${red!.url}dashboard`);
       // A model trained on all of MNIST for one epoch.
       await page.fill('#mnist-limit', '0');

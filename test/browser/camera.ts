@@ -9,7 +9,7 @@ import sharp from 'sharp';
 export async function digitVideo(file: string, opts: { width?: number; height?: number; frames?: number } = {}): Promise<void> {
   const w = opts.width ?? 640, h = opts.height ?? 480, frames = opts.frames ?? 10;
   const ink = await sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}"><rect width="${w}" height="${h}" fill="#000"/>`
-    + `<polyline points="${0.38 * w},${0.25 * h} ${0.62 * w},${0.25 * h} ${0.47 * w},${0.78 * h}" fill="none" stroke="#fff" stroke-width="${0.045 * w}" stroke-linecap="round" stroke-linejoin="round"/></svg>`))
+    + `<polyline points="${0.41 * w},${0.3 * h} ${0.59 * w},${0.3 * h} ${0.48 * w},${0.72 * h}" fill="none" stroke="#fff" stroke-width="${0.035 * w}" stroke-linecap="round" stroke-linejoin="round"/></svg>`))
     .greyscale().raw().toBuffer();
   let seed = 12345;
   const random = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
