@@ -341,14 +341,14 @@ describe('in the browser: editor and dashboard', function () {
   it('stops a running training from the dashboard; the model keeps what it learned', async () => {
     await dashboard.bringToFront();
     await dashboard.fill('#mnist-limit', '0');
-    await dashboard.fill('#mnist-epochs', '5');
+    await dashboard.fill('#mnist-epochs', '30');
     await dashboard.click('#mnist-train');
     const status = dashboard.locator('.mnist-status');
-    await dashboard.waitForFunction(() => /epoch 1\/5 · batch ([2-9]\d|\d{3})\//.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
+    await dashboard.waitForFunction(() => /epoch 1\/30 · batch ([2-9]\d|\d{3})\//.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
     await dashboard.click('#mnist-train'); // a second Train is refused with a notice
     await dashboard.getByText('Already training').waitFor({ state: 'visible', timeout: 10000 });
     await dashboard.click('#mnist-stop');
-    await dashboard.waitForFunction(() => /stopped: epoch 1\/5 · batch \d+\/469 in/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 30000 });
+    await dashboard.waitForFunction(() => /stopped: (epoch [12]\/30 · batch \d+\/469|[12] epochs?) in/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 30000 });
     await dashboard.waitForFunction(() => / % of 10000 test images/.test(document.querySelector('.mnist-accuracy')?.textContent || ''), null, { timeout: 60000 });
     console.log(`      ${await status.innerText()}; ${await dashboard.locator('.mnist-accuracy').innerText()}`);
     // The stopped model is the one predict uses now (the last prediction came from the upload).
@@ -362,9 +362,10 @@ describe('in the browser: editor and dashboard', function () {
     const status = () => dashboard.locator('.mnist-status').innerText();
     const trainingRuns = async () => {
       await dashboard.fill('#mnist-limit', '0');
-      await dashboard.fill('#mnist-epochs', '3');
+      // Long enough that the deploy comes while it runs (the native engine does an epoch in ~2 s).
+      await dashboard.fill('#mnist-epochs', '30');
       await dashboard.click('#mnist-train');
-      await dashboard.waitForFunction(() => /epoch 1\/3 · batch \d+\//.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
+      await dashboard.waitForFunction(() => /epoch 1\/30 · batch \d+\//.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
     };
     // Modified nodes only (sgd-train): the rest of the flow sees its status cleared mid-run.
     await trainingRuns();
