@@ -118,6 +118,7 @@ export const OPTIONS = {
     loss: { type: 'enum', default: TRAIN_DEFAULTS.loss, values: ['mse', 'crossentropy'], msg: 'train.loss' },
     learningRate: { type: 'number', default: TRAIN_DEFAULTS.learningRate, min: 0, max: 100, open: 'min', msg: 'train.learningRate' },
     momentum: { type: 'number', default: TRAIN_DEFAULTS.momentum, min: 0, max: 1, open: 'max', msg: 'train.momentum' },
+    lrDecay: { type: 'number', default: 1, min: 0, max: 1, open: 'min', msg: 'train.lrDecay' },
     batchSize: { type: 'int', default: TRAIN_DEFAULTS.batchSize, min: 1, max: 65536, msg: 'train.batchSize' },
     epochs: { type: 'int', default: TRAIN_DEFAULTS.epochs, min: 1, max: 1000, msg: 'train.epochs' },
     shuffle: { type: 'bool', default: TRAIN_DEFAULTS.shuffle, msg: 'train.shuffle' },

@@ -71,13 +71,18 @@ export async function drive(
   let stopped = false;
   let best: { loss: number; epoch: number; weights: Weights } | undefined;
   let stoppedEarly = false;
+  let lr = options.learningRate;
   try {
     for (let epoch = 1; epoch <= options.epochs && !stopped; epoch++) {
+      if (epoch > 1 && options.lrDecay !== undefined && options.lrDecay !== 1) {
+        lr *= options.lrDecay;
+        await session.setLearningRate(lr);
+      }
       // The weights as they were when this epoch began: a diverging epoch puts them back, so the
       // model is never left full of NaN (the error says so).
       const saved = await session.getWeights();
       const diverged = (code: string, params: Record<string, number | string>) => new MnistError(code, {
-        ...params, epoch, lr: options.learningRate, suggested: Number((options.learningRate / 10).toPrecision(2)),
+        ...params, epoch, lr: Number(lr.toPrecision(3)), suggested: Number((lr / 10).toPrecision(2)),
       });
       const epochStart = Date.now();
       const order = options.shuffle ? permutation(n, rng(options.seed * 7919 + epoch)) : null;
@@ -121,7 +126,7 @@ export async function drive(
           await session.setWeights(saved);
           throw diverged('diverged-weights', {});
         }
-        const record: EpochRecord = { epoch, loss: epochLoss / seen, seconds: (Date.now() - epochStart) / 1000 };
+        const record: EpochRecord = { epoch, loss: epochLoss / seen, seconds: (Date.now() - epochStart) / 1000, learningRate: lr };
         if (seen < n) record.partial = seen / n;
         if (validation) {
           const { held, patience } = validation;

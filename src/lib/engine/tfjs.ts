@@ -69,6 +69,11 @@ export const tfjsEngine: TrainEngine = {
         return model.getWeights().map((w) => w.dataSync() as Float32Array).map((a) => a.slice());
       },
       async setWeights(w) { setWeights(w); },
+      async setLearningRate(lr) {
+        // SGD and momentum keep it as a scalar tensor (setLearningRate replaces it); Adam reads the number each step.
+        if (optimizer instanceof tf.SGDOptimizer) optimizer.setLearningRate(lr);
+        else (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      },
       async evaluate(held) {
         const predicted = new Int32Array(held.count);
         let lossSum = 0;
