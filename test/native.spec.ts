@@ -4,7 +4,7 @@ import * as assert from 'assert';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { lossFn } from '../src/lib/engine/tfjs';
+import { lossFn, tfjsEngine } from '../src/lib/engine/tfjs';
 import { TRAIN_DEFAULTS, TrainOptions } from '../src/lib/engine/types';
 import { loadOrt, nativeAvailable, nativeEngine, STEPS_PER_RUN } from '../src/lib/engine/native';
 import { exportOnnx } from '../src/lib/engine/onnx-export';
@@ -178,6 +178,29 @@ describe('native engine (onnxruntime-node) equals tfjs', function () {
         (await session.getWeights()).forEach((w, i) => assertClose(w, ref.snapshots[0][i], `weight ${i} at the end`));
       } finally {
         session.dispose();
+      }
+    });
+  }
+
+  for (const optimizer of ['sgd', 'adam'] as const) {
+    it(`${optimizer}: a learning rate changed between steps (lrDecay) gives tfjs's steps, optimizer state kept`, async () => {
+      const o = { ...TRAIN_DEFAULTS, optimizer, momentum: 0.9, learningRate: optimizer === 'adam' ? 0.01 : 0.05, loss: 'crossentropy' as const };
+      const s = spec('relu');
+      const data = randomData(40, 1, 7, 4, 11, { mean: 0.5, std: 0.3 });
+      const weights = randomWeights(s, 12);
+      const batches = batchesOf(data.count, 6, 13, 4);
+      const [native, reference] = [await nativeEngine(1).open(s, weights, data, o), await tfjsEngine.open(s, weights, data, o)];
+      try {
+        for (const session of [native, reference]) {
+          await session.run(batches.slice(0, 2));
+          await session.setLearningRate(o.learningRate * 0.3);
+        }
+        assertClose(await native.run(batches.slice(2)), await reference.run(batches.slice(2)), 'losses after the change');
+        const expected = await reference.getWeights();
+        (await native.getWeights()).forEach((w, i) => assertClose(w, expected[i], `weight ${i} after the change`));
+      } finally {
+        native.dispose();
+        reference.dispose();
       }
     });
   }

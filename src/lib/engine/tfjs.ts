@@ -71,8 +71,10 @@ export const tfjsEngine: TrainEngine = {
       async setWeights(w) { setWeights(w); },
       async setLearningRate(lr) {
         // SGD and momentum keep it as a scalar tensor (setLearningRate replaces it); Adam reads the number each step.
-        if (optimizer instanceof tf.SGDOptimizer) optimizer.setLearningRate(lr);
-        else (optimizer as unknown as { learningRate: number }).learningRate = lr;
+        // (tfjs's optimizer classes answer instanceof by duck typing, so the method is looked for.)
+        const o = optimizer as unknown as { setLearningRate?: (v: number) => void; learningRate: number };
+        if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+        else o.learningRate = lr;
       },
       async evaluate(held) {
         const predicted = new Int32Array(held.count);
