@@ -33,7 +33,7 @@ describe('cnn-model node', function () {
     const m = await works('cnn', { dataset: good.dataset });
     assert.equal(m.model.parameters, 225034);
     assert.equal(m.model.inputSize, 784);
-    assert.deepEqual(m.model.layers, ['Conv2D(32, 3x3, relu)', 'MaxPooling2D(2x2)', 'Conv2D(64, 3x3, relu)', 'MaxPooling2D(2x2)', 'Flatten', 'Dense(128, relu)', 'Dense(10, linear)']);
+    assert.deepEqual(m.model.layers, ['Conv2D(32, 3x3, relu)', 'MaxPooling2D(2x2)', 'Conv2D(64, 3x3, relu)', 'MaxPooling2D(2x2)', 'Flatten', 'Dropout(0.25)', 'Dense(128, relu)', 'Dropout(0.25)', 'Dense(10, linear)']);
     assert.equal(statusOf(helper.getNode('cnn')).text, '225,034 parameters');
     await fails('tiny', { dataset: good.dataset }, /4 conv blocks with 5x5 kernels shrink 28x28 images to nothing/);
     await fails('huge', { dataset: good.dataset }, /this network has [\d,]+ parameters \(at most 50,000,000\)/);
@@ -50,7 +50,7 @@ describe('cnn-model node', function () {
       { id: 'ds', type: 'mnist-dataset', wires: [['norm']] },
       { id: 'norm', type: 'normalize', wires: [['cnn']] },
       { id: 'cnn', type: 'cnn-model', wires: [['train']] },
-      { id: 'train', type: 'sgd-train', optimizer: 'adam', loss: 'crossentropy', learningRate: '0.001', batchSize: '128', epochs: String(epochs), progressEvery: '0', wires: [['eval'], ['progress']] },
+      { id: 'train', type: 'sgd-train', optimizer: 'adam', loss: 'crossentropy', learningRate: '0.002', lrDecay: '0.4', batchSize: '128', epochs: String(epochs), progressEvery: '0', wires: [['eval'], ['progress']] },
       { id: 'progress', type: 'helper' },
       { id: 'eval', type: 'evaluate', wires: [['evaluated', 'save']] },
       { id: 'evaluated', type: 'helper' },

@@ -109,7 +109,7 @@ export const OPTIONS = {
     filters: { type: 'string', default: '32,64' },
     kernelSize: { type: 'int', default: 3, min: 1, max: 9 },
     dense: { type: 'string', default: '128' },
-    dropout: { type: 'number', default: 0, min: 0, max: 0.9 },
+    dropout: { type: 'number', default: 0.25, min: 0, max: 0.9 },
     activation: { type: 'enum', default: 'relu', values: ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'linear'] },
     seed: SEED,
   },
