@@ -2,7 +2,7 @@
 // MLP with Adam) on MNIST for 3 epochs, each epoch on the original images or on a fresh randomly
 // shifted / rotated / scaled copy of them, and reads the MNIST test set and our own 520 digit
 // images (test/own-images.ts). Both arms train epoch by epoch through train(), so they differ only
-// in the images. Run: npx ts-node scripts/measure-augmentation.ts [seeds=2] [cnn|mlp|both]
+// in the images. Run: node -r ts-node/register/transpile-only scripts/measure-augmentation.ts [seeds=2] [cnn|mlp|both]
 import { initBackend } from '../src/lib/backend';
 import { SplitView, loadDataset, toFloats } from '../src/lib/dataset';
 import { ModelEntry, createCnn, createMlp } from '../src/lib/model';
