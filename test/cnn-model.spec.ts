@@ -60,13 +60,16 @@ describe('cnn-model node', function () {
       { id: 'read', type: 'helper' },
       { id: 'loader', type: 'predict', modelFolder: folder, topK: '1', wires: [['loaded']] },
       { id: 'loaded', type: 'helper' },
-      { id: 'plot', type: 'plot', kind: 'predictions', wires: [['plotted']] },
+      { id: 'plotter', type: 'plot', kind: 'predictions', wires: [['plotted']] },
       { id: 'plotted', type: 'helper' },
       { id: 'catcher', type: 'catch', wires: [['caught']] },
       { id: 'caught', type: 'helper' },
     ]);
-    const ask = async (id: string, msg: any, out: string) => { const got = next(helper.getNode(out)); helper.getNode(id).receive(msg); return got; };
-    const savedMsg = next(helper.getNode('saved'));
+    // Minutes on a busy machine: the test waits as long as the training takes (no timing is asserted).
+    this.timeout(30 * 60000);
+    const wait = 30 * 60000;
+    const ask = async (id: string, msg: any, out: string) => { const got = next(helper.getNode(out), wait); helper.getNode(id).receive(msg); return got; };
+    const savedMsg = next(helper.getNode('saved'), wait);
     const m = await ask('ds', {}, 'evaluated');
     console.log(`      CNN on ${m.payload.count} MNIST test images: ${(m.payload.accuracy * 100).toFixed(2)} % after ${epochs} epoch(s)`);
     assert.ok(m.payload.accuracy >= (native ? 0.99 : 0.98), `accuracy ${m.payload.accuracy}`);
@@ -80,7 +83,7 @@ describe('cnn-model node', function () {
     // Numbers and a batch of a split work as for the MLP; the plot node draws the CNN's predictions.
     const one = await ask('reader', { payload: Array.from(m.dataset.test ? [] : []).concat(new Array(784).fill(0)), model: m.model }, 'read');
     assert.equal(one.payload.probabilities.length, 10);
-    const plotted = await ask('plot', m, 'plotted');
+    const plotted = await ask('plotter', m, 'plotted');
     assert.ok(Buffer.isBuffer(plotted.payload));
 
     // Saved as TF.js layers and ONNX; both give predict's probabilities.
