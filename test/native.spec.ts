@@ -205,6 +205,27 @@ describe('native engine (onnxruntime-node) equals tfjs', function () {
     });
   }
 
+  it('setImages (an augmented copy) replaces the pixels the next steps read, as on tfjs', async () => {
+    const o = { ...TRAIN_DEFAULTS, optimizer: 'adam' as const, learningRate: 0.01, loss: 'crossentropy' as const };
+    const s = spec('relu');
+    const data = randomData(30, 1, 7, 4, 21, { mean: 0.5, std: 0.3 });
+    const other = randomData(30, 1, 7, 4, 22, null).images;
+    const weights = randomWeights(s, 23);
+    const batches = batchesOf(data.count, 6, 24, 3);
+    const [native, reference, unchanged] = [await nativeEngine(1).open(s, weights, data, o), await tfjsEngine.open(s, weights, data, o), await nativeEngine(1).open(s, weights, data, o)];
+    try {
+      await native.setImages(other);
+      await reference.setImages(other);
+      const losses = await native.run(batches);
+      assertClose(losses, await reference.run(batches), 'losses on the new pixels');
+      assert.notDeepEqual(Array.from(losses), Array.from(await unchanged.run(batches)), 'the new pixels were read');
+    } finally {
+      native.dispose();
+      reference.dispose();
+      unchanged.dispose();
+    }
+  });
+
   it('setWeights replaces the weights the next step starts from', async () => {
     const o = { ...TRAIN_DEFAULTS, optimizer: 'sgd' as const, momentum: 0, learningRate: 0.1 };
     const s = spec('relu');

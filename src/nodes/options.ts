@@ -122,6 +122,7 @@ export const OPTIONS = {
     batchSize: { type: 'int', default: TRAIN_DEFAULTS.batchSize, min: 1, max: 65536, msg: 'train.batchSize' },
     epochs: { type: 'int', default: TRAIN_DEFAULTS.epochs, min: 1, max: 1000, msg: 'train.epochs' },
     shuffle: { type: 'bool', default: TRAIN_DEFAULTS.shuffle, msg: 'train.shuffle' },
+    augment: { type: 'bool', default: false, msg: 'train.augment' },
     seed: { ...SEED, default: TRAIN_DEFAULTS.seed, msg: 'train.seed' },
     progressEvery: { type: 'int', default: 10, min: 0, max: 1_000_000 },
     validation: { type: 'enum', default: 'none', values: ['none', 'split', 'test'], msg: 'train.validation' },

@@ -1,6 +1,7 @@
 // The training loop every engine shares: epochs of shuffled mini-batches, progress, stop,
 // divergence (with the weights put back), history. Engines only run optimizer steps.
 import { MnistError } from '../messages';
+import { AUGMENT, augmentImages } from '../augment';
 import { permutation, rng } from '../random';
 import { EpochRecord, HeldOut, History, ModelSpec, Progress, TrainData, TrainEngine, TrainOptions, Weights } from './types';
 
@@ -72,11 +73,16 @@ export async function drive(
   let best: { loss: number; epoch: number; weights: Weights } | undefined;
   let stoppedEarly = false;
   let lr = options.learningRate;
+  let augmented: Uint8Array | undefined;
   try {
     for (let epoch = 1; epoch <= options.epochs && !stopped; epoch++) {
       if (epoch > 1 && options.lrDecay !== undefined && options.lrDecay !== 1) {
         lr *= options.lrDecay;
         await session.setLearningRate(lr);
+      }
+      if (options.augment) {
+        augmented = augmentImages(data.images, n, data.rows, data.cols, rng(options.seed * 104729 + epoch), AUGMENT, augmented);
+        await session.setImages(augmented);
       }
       // The weights as they were when this epoch began: a diverging epoch puts them back, so the
       // model is never left full of NaN (the error says so).

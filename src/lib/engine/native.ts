@@ -161,7 +161,7 @@ export function sessionOptions(threads: number, spin = false): Record<string, un
 class NativeSession implements EngineSession {
   private weights: Float32Array[];
   private state: Float32Array[];
-  private readonly images: OrtTensor;
+  private images: OrtTensor;
   private readonly labels: OrtTensor;
   private readonly rows: number;
   private readonly pixels: number;
@@ -284,6 +284,13 @@ class NativeSession implements EngineSession {
 
   async setWeights(weights: Weights): Promise<void> {
     this.weights = this.toOnnx(weights);
+  }
+
+  async setImages(images: Uint8Array): Promise<void> {
+    const size = this.rows * this.pixels;
+    if (images.length < size) throw new Error(`native engine: ${images.length} pixel bytes for ${this.rows} samples of ${this.pixels}`);
+    const own = images.buffer instanceof SharedArrayBuffer ? images.slice(0, size) : images.subarray(0, size);
+    this.images = new this.ort.Tensor('uint8', own, [this.rows, this.pixels]);
   }
 
   /** The learning rate is part of the step graphs: they are built again (once an epoch at most). */

@@ -19,6 +19,8 @@ export interface TrainOptions {
   seed: number;
   /** the learning rate is multiplied by this after each epoch (PyTorch's StepLR with step 1); 1 or absent: constant */
   lrDecay?: number;
+  /** each epoch trains on a fresh randomly turned, scaled and shifted copy of the images (augment.ts) */
+  augment?: boolean;
 }
 
 /** The tutorial's recipe. */
@@ -88,6 +90,8 @@ export interface EngineSession {
   evaluate(held: HeldOut): Promise<{ loss: number; predicted: Int32Array }>;
   /** The learning rate from the next step on (optimizer state kept, as tfjs's setLearningRate). */
   setLearningRate(lr: number): Promise<void>;
+  /** Other pixels for the same samples (an augmented copy), from the next step on. */
+  setImages(images: Uint8Array): Promise<void>;
   /** Frees everything the session holds (tensors, native sessions, optimizer state). */
   dispose(): void;
 }
