@@ -6,7 +6,7 @@ const FONTS = ['DejaVu Sans', 'DejaVu Serif', 'DejaVu Sans Mono', 'Liberation Sa
 
 export interface Sample { digit: number; kind: string; font?: string; image: Buffer }
 
-function textSvg(digit: number, font: string, o: {
+export function textSvg(digit: number, font: string, o: {
   w?: number; h?: number; x?: number; y?: number; size?: number; ink?: string; paper?: string | null; rotate?: number;
 } = {}): Buffer {
   const w = o.w ?? 200, h = o.h ?? 220, x = o.x ?? w / 2, y = o.y ?? 170, size = o.size ?? 160;

@@ -5,7 +5,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { preprocessImage } from '../src/lib/image';
 import { backend, helper, NODES, tensors } from './helpers';
-import { Sample, makeImageSet } from './own-images';
+import { Sample, makeImageSet, textSvg } from './own-images';
 
 // Catch is a core node the helper does not load by itself; without it errors reach no one.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
