@@ -238,7 +238,7 @@ describe('the predict examples run as shipped (with a saved untrained model, so 
   const core = (p: string) => require(`@node-red/nodes/core/${p}`);
   let httpNode: unknown;
   const NODES_AND_CORE = [...ALL, core('common/20-inject.js'), core('common/21-debug.js'), core('common/90-comment.js'),
-    core('function/15-change.js'), core('sequence/17-split.js'), core('storage/10-file.js'), core('network/21-httpin.js'),
+    core('function/10-function.js'), core('function/15-change.js'), core('sequence/17-split.js'), core('storage/10-file.js'), core('network/21-httpin.js'),
     (RED: any) => { httpNode = RED.httpNode; }]; // the helper's request() reaches only the admin app
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-examples-'));
   const example = (name: string) => JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'examples', `${name}.json`), 'utf8'));
