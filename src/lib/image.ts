@@ -5,6 +5,7 @@
 import sharp from 'sharp';
 import * as zlib from 'zlib';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
+import { analysePage, Digit, Grey8, PageAnalysis } from './photo';
 
 // A long-running Node-RED process would otherwise keep decoded images in libvips' cache.
 sharp.cache(false);
@@ -17,12 +18,38 @@ export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxBytes: 10 * 1024 * 1024, m
 export interface Grey { data: Float32Array; width: number; height: number }
 export interface Box { left: number; top: number; width: number; height: number }
 
-export interface Preprocessed {
+export interface DigitImage {
     /** 784 values, ink bright, in [0,1], row-major 28x28 */
     pixels: Float32Array;
     /** that 28x28 as an 8-bit grey PNG: what the model saw */
     png: Buffer;
+    /** where the digit is, in the input image's pixels */
+    box: Box;
+}
+
+export interface Preprocessed extends DigitImage {
     inverted: boolean;
+    /** every digit found, left to right (one unless `many`); the first is the one above */
+    digits: DigitImage[];
+    /** the input's size (after its EXIF orientation) */
+    width: number;
+    height: number;
+}
+
+/**
+ * drawing: the image is a clean drawing or upload (uniform background: border polarity, all ink).
+ * photo: a camera picture of paper or a board (illumination, rulings, shadows, desk).
+ * auto: photo-grade analysis unless the image is clean.
+ */
+export type ImageMode = 'auto' | 'photo' | 'drawing';
+
+export interface PreprocessOptions {
+    /** false: plain resize to 28x28 (for images that are already MNIST-like) */
+    preprocess?: boolean;
+    limits?: ImageLimits;
+    mode?: ImageMode;
+    /** find every digit (a number written on paper), left to right */
+    many?: boolean;
 }
 
 const SIZE = 28;
@@ -114,8 +141,8 @@ export function isImageInput(x: unknown): boolean {
 
 // ---------------------------------------------------------------- pipeline steps
 
-/** 8-bit grey, row-major: what sharp decodes to; every later per-pixel step is a 256-entry table on it. */
-interface Grey8 { data: Uint8Array; width: number; height: number }
+/** What sharp decodes to (8-bit grey, row-major; every later per-pixel step is a 256-entry table on it), and the input's own size. */
+interface Decoded extends Grey8 { hasAlpha: boolean; sourceWidth: number; sourceHeight: number }
 
 /** Decodes with transparency composited over white (dropping alpha would blank images whose hidden colour is black). */
 export async function decodeGrey(buf: Buffer, limits: ImageLimits = DEFAULT_IMAGE_LIMITS, background = '#ffffff'): Promise<Grey & { hasAlpha: boolean }> {
@@ -123,7 +150,7 @@ export async function decodeGrey(buf: Buffer, limits: ImageLimits = DEFAULT_IMAG
     return { ...toFloat(g), hasAlpha: g.hasAlpha };
 }
 
-async function decodeGrey8(buf: Buffer, limits: ImageLimits, background = '#ffffff'): Promise<Grey8 & { hasAlpha: boolean }> {
+async function decodeGrey8(buf: Buffer, limits: ImageLimits, background = '#ffffff'): Promise<Decoded> {
     // The header is read without sharp's limit so the error can name the declared size.
     const open = (limitInputPixels: number | false) => sharp(buf, { limitInputPixels, autoOrient: true });
     let meta: Metadata;
@@ -149,7 +176,8 @@ async function decodeGrey8(buf: Buffer, limits: ImageLimits, background = '#ffff
     }
     const { data, info } = out;
     if (info.channels !== 1) throw new Error(`decode: expected 1 channel, got ${info.channels}`);
-    return { data, width: info.width, height: info.height, hasAlpha: !!meta.hasAlpha };
+    const oriented = meta.autoOrient ?? { width: w, height: h };
+    return { data, width: info.width, height: info.height, hasAlpha: !!meta.hasAlpha, sourceWidth: oriented.width, sourceHeight: oriented.height };
 }
 
 // A plain loop: Float32Array.from(bytes, mapFn) costs ~50 ns a pixel (4 ms on 280x280).
@@ -352,32 +380,102 @@ const NO_INK = 'No ink found: the image looks blank (nothing differs from the ba
  * full-size image is read twice (histograms, then bounding box) instead of being copied to
  * floats, inverted, sorted and rescanned.
  */
-export async function preprocessImage(
-    input: Buffer | string,
-    opts: { preprocess?: boolean; limits?: ImageLimits } = {},
-): Promise<Preprocessed> {
+export async function preprocessImage(input: Buffer | string, opts: PreprocessOptions = {}): Promise<Preprocessed> {
     const limits = opts.limits ?? DEFAULT_IMAGE_LIMITS;
     const buf = toImageBuffer(input, limits);
     const grey = await decodeGrey8(buf, limits);
+    const toSource = (b: Box): Box => scaleBox(b, grey.sourceWidth / grey.width, grey.sourceHeight / grey.height, grey.sourceWidth, grey.sourceHeight);
 
-    let out: Grey;
+    let digits: Array<{ out: Grey; box: Box }>;
     let inverted = false;
     if (opts.preprocess === false) {
-        out = grey.width === SIZE && grey.height === SIZE ? toFloat(grey) : toFloat(await resize8(grey, SIZE, SIZE));
-    } else {
+        const out = grey.width === SIZE && grey.height === SIZE ? toFloat(grey) : toFloat(await resize8(grey, SIZE, SIZE));
+        digits = [{ out, box: { left: 0, top: 0, width: grey.sourceWidth, height: grey.sourceHeight } }];
+    } else if ((opts.mode ?? 'auto') === 'drawing') {
         let found = findInk8(grey);
         // Light ink on a transparent canvas vanishes over white; only then try black.
         if (!found && grey.hasAlpha) found = findInk8(await decodeGrey8(buf, limits, '#000000'));
         if (!found) throw new Error(NO_INK);
         inverted = found.inverted;
-        out = pasteCentred(await fitCrop(found.grey, found), SIZE);
+        digits = [{ out: pasteCentred(await fitCrop(found.grey, found), SIZE), box: toSource(found.box) }];
+    } else {
+        let page = analysePage(grey, !!opts.many);
+        if (!page && grey.hasAlpha) page = analysePage(await decodeGrey8(buf, limits, '#000000'), !!opts.many);
+        if (!page) throw new Error(NO_INK);
+        inverted = page.polarity === 'dark';
+        const a = page;
+        digits = await Promise.all(a.digits.map(async (d) => ({ out: pasteCentred(await fitLongerSide(digitInk(a, d), BOX), SIZE), box: toSource(d.box) })));
     }
 
-    // Quantised so `pixels` is exactly what the PNG shows.
-    const u8 = toUint8(out);
-    const pixels = new Float32Array(u8.length);
-    for (let i = 0; i < u8.length; i++) pixels[i] = u8[i] / 255;
-    return { pixels, png: encodeGreyPng(u8, out.width, out.height), inverted };
+    const images = digits.map(({ out, box }) => {
+        // Quantised so `pixels` is exactly what the PNG shows.
+        const u8 = toUint8(out);
+        const pixels = new Float32Array(u8.length);
+        for (let i = 0; i < u8.length; i++) pixels[i] = u8[i] / 255;
+        return { pixels, png: encodeGreyPng(u8, out.width, out.height), box };
+    });
+    return { ...images[0], inverted, digits: images, width: grey.sourceWidth, height: grey.sourceHeight };
+}
+
+function scaleBox(b: Box, sx: number, sy: number, maxW: number, maxH: number): Box {
+    const left = Math.max(0, Math.floor(b.left * sx)), top = Math.max(0, Math.floor(b.top * sy));
+    const right = Math.min(maxW, Math.ceil((b.left + b.width) * sx)), bottom = Math.min(maxH, Math.ceil((b.top + b.height) * sy));
+    return { left, top, width: right - left, height: bottom - top };
+}
+
+/**
+ * One digit's ink, cropped: the ink map over its strokes and the pixels within 2 px of them (their
+ * soft edges; not a ruling or a neighbour further off), stretched and cleaned as removeBackground
+ * does (brightest ink 1, below 0.1 zero), then cropped to what is left.
+ */
+export function digitInk(a: PageAnalysis, d: Digit): Grey {
+    const { ink, labels, width: w, height: h } = a;
+    const r = 2;
+    const l = Math.max(0, d.box.left - r), t = Math.max(0, d.box.top - r);
+    const rr = Math.min(w - 1, d.box.left + d.box.width - 1 + r), b = Math.min(h - 1, d.box.top + d.box.height - 1 + r);
+    const cw = rr - l + 1, ch = b - t + 1;
+    const parts = new Set(d.parts);
+    const own = new Uint8Array(cw * ch);
+    for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) own[y * cw + x] = parts.has(labels[(y + t) * w + x + l]) ? 1 : 0;
+    const near = dilateSquare(own, cw, ch, r);
+    const vals = new Float32Array(cw * ch);
+    const candidates: number[] = [];
+    for (let y = 0; y < ch; y++) {
+        for (let x = 0; x < cw; x++) {
+            const i = y * cw + x;
+            if (!near[i]) continue;
+            const v = ink[(y + t) * w + x + l];
+            vals[i] = v;
+            if (v >= INK_THRESHOLD) candidates.push(v);
+        }
+    }
+    const hi = candidates.length ? quantile(Float32Array.from(candidates), 0.999) : 1;
+    for (let i = 0; i < vals.length; i++) {
+        const v = Math.min(1, vals[i] / hi);
+        vals[i] = v < INK_THRESHOLD ? 0 : v;
+    }
+    const grey = { data: vals, width: cw, height: ch };
+    const box = inkBoundingBox(grey);
+    return box ? cropGrey(grey, box) : grey;
+}
+
+/** Pixels within a (2r+1)-square of a set pixel. */
+function dilateSquare(mask: Uint8Array, w: number, h: number, r: number): Uint8Array {
+    const rows = new Uint8Array(mask.length);
+    for (let y = 0; y < h; y++) {
+        let last = -1e9;
+        for (let x = 0; x < w; x++) { if (mask[y * w + x]) last = x; if (x - last <= r) rows[y * w + x] = 1; }
+        last = 1e9;
+        for (let x = w - 1; x >= 0; x--) { if (mask[y * w + x]) last = x; if (last - x <= r) rows[y * w + x] = 1; }
+    }
+    const out = new Uint8Array(mask.length);
+    for (let x = 0; x < w; x++) {
+        let last = -1e9;
+        for (let y = 0; y < h; y++) { if (rows[y * w + x]) last = y; if (y - last <= r) out[y * w + x] = 1; }
+        last = 1e9;
+        for (let y = h - 1; y >= 0; y--) { if (rows[y * w + x]) last = y; if (last - y <= r) out[y * w + x] = 1; }
+    }
+    return out;
 }
 
 // 8-bit on purpose: sharp treats float/16-bit raw input as other colour spaces and ranges,
