@@ -43,6 +43,8 @@ export interface Photo {
   boxes: Box[];
   scene: Scene;
   sources: Source[];
+  /** the digits' ink before the photo was taken */
+  glyphs: Mask[];
 }
 
 // ------------------------------------------------------------------ glyphs
@@ -186,7 +188,7 @@ export async function photograph(scene: Scene, glyphs: Mask[]): Promise<{ image:
   const toPage = homography(inFrame, corners);
 
   // Layout in page coordinates: the digits side by side on one line, centred where asked.
-  const gaps = glyphs.slice(1).map(() => (0.12 + 0.3 * random()) * glyphs[0].height);
+  const gaps = glyphs.slice(1).map(() => (0.15 + 0.3 * random()) * glyphs[0].height);
   const lineWidth = glyphs.reduce((s, g) => s + g.width, 0) + gaps.reduce((s, g) => s + g, 0);
   const lineHeight = Math.max(...glyphs.map((g) => g.height));
   let placed: Placed[] | null = null;
@@ -377,7 +379,7 @@ export async function makePhoto(i: number, opts: { seed?: number; multi?: boolea
     const glyphs: Array<{ mask: Mask; label: number }> = [];
     for (let k = 0; k < count; k++) glyphs.push(await glyph(source, scene.size * scene.height * (0.92 + 0.16 * r()), r));
     const shot = await photograph(scene, glyphs.map((g) => g.mask));
-    if (shot) return { ...shot, labels: glyphs.map((g) => g.label), scene, sources: glyphs.map(() => source) };
+    if (shot) return { ...shot, labels: glyphs.map((g) => g.label), scene, sources: glyphs.map(() => source), glyphs: glyphs.map((g) => g.mask) };
     if (attempt > 20) throw new Error(`photo ${i}: no layout fits`);
   }
 }

@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import * as zlib from 'zlib';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
-import { analysePage, Digit, Grey8, PageAnalysis } from './photo';
+import { analysePage, digitInk, Grey8, PageAnalysis } from './photo';
 
 // A long-running Node-RED process would otherwise keep decoded images in libvips' cache.
 sharp.cache(false);
@@ -29,6 +29,8 @@ export interface DigitImage {
 
 export interface Preprocessed extends DigitImage {
     inverted: boolean;
+    /** which pipeline read the image: the drawing one (clean background) or the photo one */
+    method: 'drawing' | 'photo' | 'resize';
     /** every digit found, left to right (one unless `many`); the first is the one above */
     digits: DigitImage[];
     /** the input's size (after its EXIF orientation) */
@@ -386,25 +388,40 @@ export async function preprocessImage(input: Buffer | string, opts: PreprocessOp
     const grey = await decodeGrey8(buf, limits);
     const toSource = (b: Box): Box => scaleBox(b, grey.sourceWidth / grey.width, grey.sourceHeight / grey.height, grey.sourceWidth, grey.sourceHeight);
 
+    const mode = opts.mode ?? 'auto';
     let digits: Array<{ out: Grey; box: Box }>;
     let inverted = false;
+    let method: Preprocessed['method'] = 'resize';
     if (opts.preprocess === false) {
         const out = grey.width === SIZE && grey.height === SIZE ? toFloat(grey) : toFloat(await resize8(grey, SIZE, SIZE));
         digits = [{ out, box: { left: 0, top: 0, width: grey.sourceWidth, height: grey.sourceHeight } }];
-    } else if ((opts.mode ?? 'auto') === 'drawing') {
-        let found = findInk8(grey);
-        // Light ink on a transparent canvas vanishes over white; only then try black.
-        if (!found && grey.hasAlpha) found = findInk8(await decodeGrey8(buf, limits, '#000000'));
-        if (!found) throw new Error(NO_INK);
-        inverted = found.inverted;
-        digits = [{ out: pasteCentred(await fitCrop(found.grey, found), SIZE), box: toSource(found.box) }];
     } else {
-        let page = analysePage(grey, !!opts.many);
-        if (!page && grey.hasAlpha) page = analysePage(await decodeGrey8(buf, limits, '#000000'), !!opts.many);
-        if (!page) throw new Error(NO_INK);
-        inverted = page.polarity === 'dark';
-        const a = page;
-        digits = await Promise.all(a.digits.map(async (d) => ({ out: pasteCentred(await fitLongerSide(digitInk(a, d), BOX), SIZE), box: toSource(d.box) })));
+        let found = mode === 'photo' ? null : findInk8(grey);
+        // Light ink on a transparent canvas vanishes over white; only then try black.
+        if (!found && grey.hasAlpha && mode !== 'photo') found = findInk8(await decodeGrey8(buf, limits, '#000000'));
+        let page = mode === 'drawing' ? null : analysePage(found?.grey ?? grey, !!opts.many);
+        if (!page && grey.hasAlpha && mode === 'photo') page = analysePage(await decodeGrey8(buf, limits, '#000000'), !!opts.many);
+        // Both readings agree on a clean image (then the drawing pipeline's crop is kept: it is
+        // the one measured on MNIST); on a photo the drawing reading takes rulings, shadows and
+        // the desk for ink.
+        const drawing = mode === 'drawing' || (found && !opts.many && drawingFits(found, page));
+        if (drawing) {
+            if (!found) throw new Error(NO_INK);
+            inverted = found.inverted;
+            method = 'drawing';
+            digits = [{ out: pasteCentred(await fitCrop(found.grey, found), SIZE), box: toSource(found.box) }];
+        } else {
+            if (!page) throw new Error(NO_INK);
+            const a = page;
+            inverted = a.polarity === 'dark';
+            method = 'photo';
+            // A number written along a slope (a rotated photo) is turned level, digit by digit.
+            const level = Math.abs(a.angle) >= MIN_TURN ? -a.angle : 0;
+            digits = await Promise.all(a.digits.map(async (d) => ({
+                out: pasteCentred(await fitLongerSide(await turn(digitInk(a, d), level), BOX), SIZE),
+                box: toSource(d.box),
+            })));
+        }
     }
 
     const images = digits.map(({ out, box }) => {
@@ -414,68 +431,43 @@ export async function preprocessImage(input: Buffer | string, opts: PreprocessOp
         for (let i = 0; i < u8.length; i++) pixels[i] = u8[i] / 255;
         return { pixels, png: encodeGreyPng(u8, out.width, out.height), box };
     });
-    return { ...images[0], inverted, digits: images, width: grey.sourceWidth, height: grey.sourceHeight };
+    return { ...images[0], inverted, method, digits: images, width: grey.sourceWidth, height: grey.sourceHeight };
+}
+
+/**
+ * The drawing reading is the right one for this image: it found the same digit as the photo
+ * reading (same polarity, its box around the photo reading's box and hardly bigger: a clean
+ * image); or the image is clean and the photo reading found nothing or only the digit's holes
+ * (a digit touching the frame, which the photo reading takes for the desk).
+ */
+function drawingFits(found: Ink8, page: PageAnalysis | null): boolean {
+    if (!page) return found.clean;
+    const a = found.box, b = page.digits.length === 1 ? page.digits[0].box : null;
+    const within = (inner: Box, outer: Box, m: number) => inner.left >= outer.left - m && inner.top >= outer.top - m &&
+        inner.left + inner.width <= outer.left + outer.width + m && inner.top + inner.height <= outer.top + outer.height + m;
+    if (found.inverted !== (page.polarity === 'dark')) return false;
+    if (!b) return false;
+    const m = 2 + 0.1 * Math.max(b.width, b.height);
+    return within(b, a, 1) && within(a, b, m);
+}
+
+/** Below this slope (degrees) a line of digits is left as it is. */
+const MIN_TURN = 3;
+
+/** Rotates (clockwise degrees) and crops to the ink again. */
+async function turn(img: Grey, degrees: number): Promise<Grey> {
+    if (!degrees) return img;
+    const { data, info } = await rawGrey8({ data: toUint8(img), width: img.width, height: img.height })
+        .rotate(degrees, { background: '#000000' }).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+    const out = toFloat({ data, width: info.width, height: info.height });
+    const box = inkBoundingBox(out);
+    return box ? cropGrey(out, box) : out;
 }
 
 function scaleBox(b: Box, sx: number, sy: number, maxW: number, maxH: number): Box {
     const left = Math.max(0, Math.floor(b.left * sx)), top = Math.max(0, Math.floor(b.top * sy));
     const right = Math.min(maxW, Math.ceil((b.left + b.width) * sx)), bottom = Math.min(maxH, Math.ceil((b.top + b.height) * sy));
     return { left, top, width: right - left, height: bottom - top };
-}
-
-/**
- * One digit's ink, cropped: the ink map over its strokes and the pixels within 2 px of them (their
- * soft edges; not a ruling or a neighbour further off), stretched and cleaned as removeBackground
- * does (brightest ink 1, below 0.1 zero), then cropped to what is left.
- */
-export function digitInk(a: PageAnalysis, d: Digit): Grey {
-    const { ink, labels, width: w, height: h } = a;
-    const r = 2;
-    const l = Math.max(0, d.box.left - r), t = Math.max(0, d.box.top - r);
-    const rr = Math.min(w - 1, d.box.left + d.box.width - 1 + r), b = Math.min(h - 1, d.box.top + d.box.height - 1 + r);
-    const cw = rr - l + 1, ch = b - t + 1;
-    const parts = new Set(d.parts);
-    const own = new Uint8Array(cw * ch);
-    for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) own[y * cw + x] = parts.has(labels[(y + t) * w + x + l]) ? 1 : 0;
-    const near = dilateSquare(own, cw, ch, r);
-    const vals = new Float32Array(cw * ch);
-    const candidates: number[] = [];
-    for (let y = 0; y < ch; y++) {
-        for (let x = 0; x < cw; x++) {
-            const i = y * cw + x;
-            if (!near[i]) continue;
-            const v = ink[(y + t) * w + x + l];
-            vals[i] = v;
-            if (v >= INK_THRESHOLD) candidates.push(v);
-        }
-    }
-    const hi = candidates.length ? quantile(Float32Array.from(candidates), 0.999) : 1;
-    for (let i = 0; i < vals.length; i++) {
-        const v = Math.min(1, vals[i] / hi);
-        vals[i] = v < INK_THRESHOLD ? 0 : v;
-    }
-    const grey = { data: vals, width: cw, height: ch };
-    const box = inkBoundingBox(grey);
-    return box ? cropGrey(grey, box) : grey;
-}
-
-/** Pixels within a (2r+1)-square of a set pixel. */
-function dilateSquare(mask: Uint8Array, w: number, h: number, r: number): Uint8Array {
-    const rows = new Uint8Array(mask.length);
-    for (let y = 0; y < h; y++) {
-        let last = -1e9;
-        for (let x = 0; x < w; x++) { if (mask[y * w + x]) last = x; if (x - last <= r) rows[y * w + x] = 1; }
-        last = 1e9;
-        for (let x = w - 1; x >= 0; x--) { if (mask[y * w + x]) last = x; if (last - x <= r) rows[y * w + x] = 1; }
-    }
-    const out = new Uint8Array(mask.length);
-    for (let x = 0; x < w; x++) {
-        let last = -1e9;
-        for (let y = 0; y < h; y++) { if (rows[y * w + x]) last = y; if (y - last <= r) out[y * w + x] = 1; }
-        last = 1e9;
-        for (let y = h - 1; y >= 0; y--) { if (rows[y * w + x]) last = y; if (last - y <= r) out[y * w + x] = 1; }
-    }
-    return out;
 }
 
 // 8-bit on purpose: sharp treats float/16-bit raw input as other colour spaces and ranges,
@@ -490,7 +482,16 @@ interface Ink8 {
     level: Float32Array;
     box: Box;
     inverted: boolean;
+    /**
+     * The image is a clean drawing or upload: the background is one level (within 6 %) almost
+     * everywhere, the ink is a minority and does not span the frame. A photo's page is not:
+     * light falls off, rulings and the desk count as ink.
+     */
+    clean: boolean;
 }
+
+/** How far from the border's level the background of a clean image may stray (0-1). */
+const FLAT = 0.06;
 
 /** The k-th smallest of the float32 levels fround(u/255) counted in `hist` (quantile()'s index rule). */
 function histQuantile(hist: Uint32Array, n: number, q: number): number {
@@ -551,7 +552,17 @@ function findInk8(grey: Grey8): Ink8 | null {
         if (x1 > r) r = x1;
     }
     if (r < 0) return null;
-    return { grey, level: lut, box: { left: l, top, width: r - l + 1, height: b - top + 1 }, inverted };
+    let page = 0, flat = 0, inkPixels = 0;
+    for (let u = 0; u < 256; u++) {
+        if (lut[u] > 0) inkPixels += all[u];
+        else {
+            page += all[u];
+            if (Math.abs(u / 255 - level) <= FLAT) flat += all[u];
+        }
+    }
+    const box = { left: l, top, width: r - l + 1, height: b - top + 1 };
+    const clean = flat >= 0.95 * page && inkPixels <= 0.35 * data.length && !(box.width >= 0.95 * w && box.height >= 0.95 * h);
+    return { grey, level: lut, box, inverted, clean };
 }
 
 /**

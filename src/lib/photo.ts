@@ -92,37 +92,44 @@ export function estimatePage(img: Grey8, polarity: Polarity): Float32Array {
   return out;
 }
 
-/** Darkest page the light is divided out on; below it a pixel says nothing. */
-const DARKEST_PAGE = 0.04;
+/** Darkest level the light is divided out on; below it a pixel says nothing. */
+const DARKEST = 0.03;
 
 /**
- * How much ink each pixel holds, 0 (page) to 1, with the page's light divided out. Dark ink:
- * 1 - pixel / page (a black line in the shadow reads like one in full light). Bright ink: how
- * many times brighter than the board the pixel is, scaled so the brightest ink is 1.
- * `residual` is the same measure unclamped, for the noise estimate.
+ * The sensor's noise in grey levels (0-1): the robust spread of the differences between
+ * horizontal neighbours, most of which lie on the page.
  */
-export function inkMap(img: Grey8, page: Float32Array, polarity: Polarity): { ink: Float32Array; residual: Float32Array } {
+export function noiseLevel(img: Grey8): number {
+  const { data, width: w } = img;
+  const hist = new Uint32Array(256);
+  let n = 0;
+  for (let i = 0; i + 1 < data.length; i += 3) {
+    if ((i + 1) % w === 0) continue;
+    hist[Math.abs(data[i + 1] - data[i])]++;
+    n++;
+  }
+  let seen = 0, median = 0;
+  while (median < 255 && (seen += hist[median]) < n / 2) median++;
+  return (1.4826 * median) / Math.SQRT2 / 255;
+}
+
+/**
+ * How much ink each pixel holds, 0 (page) to 1, with the page's light divided out: for dark ink
+ * 1 - pixel / page, for bright ink 1 - page / pixel. A black line reads the same in the shadow as
+ * in full light, and chalk the same in a dim corner of the board. A pixel that differs from the
+ * page by less than `floor` grey levels (the noise) holds none: in the dark, noise divided by a
+ * dim page would look like ink.
+ */
+export function inkMap(img: Grey8, page: Float32Array, polarity: Polarity, floor = 0): Float32Array {
   const { data } = img;
-  const n = data.length;
-  const residual = new Float32Array(n);
-  if (polarity === 'dark') {
-    for (let i = 0; i < n; i++) residual[i] = 1 - data[i] / 255 / Math.max(page[i], DARKEST_PAGE);
-    const ink = new Float32Array(n);
-    for (let i = 0; i < n; i++) ink[i] = Math.min(1, Math.max(0, residual[i]));
-    return { ink, residual };
+  const ink = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] / 255, p = page[i];
+    if (Math.abs(p - v) < floor) continue;
+    const r = polarity === 'dark' ? (p < DARKEST ? 0 : 1 - v / p) : (v < DARKEST ? 0 : 1 - p / v);
+    ink[i] = Math.min(1, Math.max(0, r));
   }
-  for (let i = 0; i < n; i++) residual[i] = data[i] / 255 / Math.max(page[i], DARKEST_PAGE) - 1;
-  // Chalk is a few times brighter than the board; its brightest levels set the scale.
-  const sigma = noiseSigma(residual);
-  const strong: number[] = [];
-  for (let i = 0; i < n; i++) if (residual[i] > 4 * sigma + 0.05) strong.push(residual[i]);
-  const top = strong.length ? quantileOf(strong, 0.99) : 1;
-  const ink = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    residual[i] /= top;
-    ink[i] = Math.min(1, Math.max(0, residual[i]));
-  }
-  return { ink, residual };
+  return ink;
 }
 
 function quantileOf(values: ArrayLike<number>, q: number): number {
@@ -130,26 +137,19 @@ function quantileOf(values: ArrayLike<number>, q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.floor(q * (s.length - 1) + 0.5)))];
 }
 
-/** Robust standard deviation (1.4826 x median absolute deviation) of the residual, from a sample. */
-export function noiseSigma(residual: Float32Array): number {
-  const stride = Math.max(1, Math.floor(residual.length / 20000));
-  const sample = new Float32Array(Math.ceil(residual.length / stride));
-  for (let i = 0, k = 0; i < residual.length; i += stride) sample[k++] = residual[i];
-  const med = quantileOf(sample, 0.5);
-  for (let i = 0; i < sample.length; i++) sample[i] = Math.abs(sample[i] - med);
-  return 1.4826 * quantileOf(sample, 0.5);
-}
+/** Ink differs from the page by at least this many times the noise. */
+const NOISE = 3;
 
 /** Never call anything ink that is this close to the page, even in a noiseless drawing. */
 const MIN_INK = 0.06;
 
 /**
- * Otsu's threshold between page and ink over the ink map, never below the noise: the page is
+ * Otsu's threshold between page and ink over the ink map, never below MIN_INK: the page is
  * near 0 everywhere (rulings, the desk and shadows included), so the two classes are the page
  * and the ink, whatever the pen.
  */
-export function inkThreshold(ink: Float32Array, sigma: number): number {
-  const floor = Math.max(MIN_INK, 4 * sigma);
+export function inkThreshold(ink: Float32Array): number {
+  const floor = MIN_INK;
   const hist = new Float64Array(256);
   let sum = 0;
   for (let i = 0; i < ink.length; i++) {
@@ -166,6 +166,33 @@ export function inkThreshold(ink: Float32Array, sigma: number): number {
     if (between > best) { best = between; bestT = t + 1; }
   }
   return Math.max(floor, bestT / 256);
+}
+
+/**
+ * Ink pixels: at least the threshold, or half of it and connected to such a pixel (the paler
+ * stretch of a stroke that runs into a shadow). Half the threshold is still far above anything
+ * the page estimate leaves behind: rulings, the desk and shadows are at zero.
+ */
+export function inkMask(ink: Float32Array, w: number, h: number, threshold: number): Uint8Array {
+  const mask = new Uint8Array(ink.length);
+  const stack: number[] = [];
+  for (let i = 0; i < ink.length; i++) if (ink[i] >= threshold) { mask[i] = 1; stack.push(i); }
+  const low = threshold / 2;
+  while (stack.length) {
+    const i = stack.pop()!;
+    const x = i % w, y = (i - x) / w;
+    for (let dy = -1; dy <= 1; dy++) {
+      const yy = y + dy;
+      if (yy < 0 || yy >= h) continue;
+      for (let dx = -1; dx <= 1; dx++) {
+        const xx = x + dx;
+        if (xx < 0 || xx >= w) continue;
+        const j = yy * w + xx;
+        if (!mask[j] && ink[j] >= low) { mask[j] = 1; stack.push(j); }
+      }
+    }
+  }
+  return mask;
 }
 
 // ---------------------------------------------------------------- strokes
@@ -240,8 +267,10 @@ export function components(mask: Uint8Array, w: number, h: number, ink: Float32A
 }
 
 export interface Candidate extends Component {
-  /** how much darker (for bright ink: brighter) than the page around it the stroke is, 0-1 */
+  /** how much darker (for bright ink: brighter) than the page around it the stroke is, in grey levels 0-1 */
   contrast: number;
+  /** the same relative to the page's light: the mean of the ink map over it, 0-1 */
+  strength: number;
 }
 
 /** Up to this many of the heaviest components are examined; the rest are specks. */
@@ -264,7 +293,7 @@ export function scoreComponents(img: Grey8, page: Float32Array, list: Component[
     // A ruling or grid line, or the paper between two rulings.
     if ((bw > 0.4 * w || bh > 0.4 * h) && c.area / Math.max(bw, bh) < 0.012 * short) continue;
     if (bw > 0.35 * w && bw > 6 * bh) continue;
-    if (bw * bh > 0.1 * w * h && thickness(labels, w, c) > 0.15 * short) continue;
+    if (bw * bh > 0.1 * w * h && isRegion(thickness(labels, w, c), w, h)) continue;
     let diff = 0;
     for (let y = c.top; y <= c.bottom; y++) {
       for (let x = c.left; x <= c.right; x++) {
@@ -272,7 +301,7 @@ export function scoreComponents(img: Grey8, page: Float32Array, list: Component[
         if (labels[i] === c.label) diff += page[i] - data[i] / 255;
       }
     }
-    out.push({ ...c, contrast: Math.abs(diff) / c.area });
+    out.push({ ...c, contrast: Math.abs(diff) / c.area, strength: c.mass / c.area });
   }
   return out;
 }
@@ -283,11 +312,17 @@ export function scoreComponents(img: Grey8, page: Float32Array, list: Component[
  * or a board seen as a region.
  */
 export function thickness(labels: Int32Array, w: number, c: Component): number {
-  const bw = c.right - c.left + 3, bh = c.bottom - c.top + 3; // a one-pixel frame of outside
+  const bw = c.right - c.left + 1, bh = c.bottom - c.top + 1;
+  const mask = new Uint8Array(bw * bh);
+  for (let y = 0; y < bh; y++) for (let x = 0; x < bw; x++) mask[y * bw + x] = labels[(c.top + y) * w + c.left + x] === c.label ? 1 : 0;
+  return maskThickness(mask, bw, bh);
+}
+
+/** The same for a mask (non-zero pixels). */
+export function maskThickness(mask: Uint8Array, w: number, h: number): number {
+  const bw = w + 2, bh = h + 2; // a one-pixel frame of outside
   const d = new Int32Array(bw * bh);
-  for (let y = 1; y < bh - 1; y++) {
-    for (let x = 1; x < bw - 1; x++) if (labels[(c.top + y - 1) * w + c.left + x - 1] === c.label) d[y * bw + x] = 1 << 20;
-  }
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (mask[y * w + x]) d[(y + 1) * bw + x + 1] = 1 << 20;
   for (let y = 1; y < bh - 1; y++) {
     for (let x = 1; x < bw - 1; x++) {
       const i = y * bw + x;
@@ -308,8 +343,13 @@ export function thickness(labels: Int32Array, w: number, c: Component): number {
 
 // ---------------------------------------------------------------- digits
 
-/** A candidate must stand out from the page by this much (grey levels 0-1) to be ink at all. */
-const MIN_CONTRAST = 0.12;
+/**
+ * Ink stands out from the page by at least this much in grey levels (0-1) and, relative to the
+ * page's light, by at least MIN_STRENGTH: what a lamp's falloff, a shadow or the vignette leave
+ * between two rulings stays below.
+ */
+const MIN_CONTRAST = 0.06;
+const MIN_STRENGTH = 0.25;
 
 export interface Digit {
   /** box in the analysed image's pixels */
@@ -319,17 +359,25 @@ export interface Digit {
 }
 
 export interface PageAnalysis {
+  grey: Grey8;
   polarity: Polarity;
   ink: Float32Array;
   labels: Int32Array;
   threshold: number;
   digits: Digit[];
+  /** slope of the line the digits sit on, degrees clockwise (0 for one digit) */
+  angle: number;
   width: number;
   height: number;
 }
 
-/** Candidates drawn with the same pen as the best one: at least this share of its contrast and ink. */
-const SAME_PEN = 0.45;
+/**
+ * Candidates drawn with the same pen as the best one: at least this share of its strength (thin
+ * or blurred strokes read paler than thick ones; a shadow does not change it).
+ */
+const SAME_PEN = 0.35;
+/** A piece joins a digit if it is at least this share as strong (not chalk dust, not a smudge). */
+const PIECE = 0.5;
 
 /**
  * The digit: the heaviest candidate and the pieces around it drawn with the same pen (a 5's
@@ -337,24 +385,23 @@ const SAME_PEN = 0.45;
  * left to right.
  */
 export function pickDigits(cands: Candidate[], w: number, h: number, many: boolean): Digit[] {
-  const ink = cands.filter((c) => c.contrast >= MIN_CONTRAST);
+  const ink = cands.filter((c) => c.contrast >= MIN_CONTRAST && c.strength >= MIN_STRENGTH);
   if (!ink.length) return [];
-  const best = ink.reduce((a, b) => (b.mass * b.contrast > a.mass * a.contrast ? b : a));
-  const bestMean = best.mass / best.area;
-  const pen = ink.filter((c) => c.contrast >= SAME_PEN * best.contrast && c.mass / c.area >= SAME_PEN * bestMean);
+  const best = ink.reduce((a, b) => (b.mass > a.mass ? b : a));
+  const pen = ink.filter((c) => c.strength >= SAME_PEN * best.strength);
   const box = (c: { left: number; top: number; right: number; bottom: number }): Rect =>
     ({ left: c.left, top: c.top, width: c.right - c.left + 1, height: c.bottom - c.top + 1 });
   const minHeight = Math.max(4, 0.03 * Math.min(w, h));
 
   if (!many) {
-    const group = grow([best], pen);
+    const group = grow([best], pen.filter((c) => c.strength >= PIECE * best.strength));
     const b = union(group);
     if (b.bottom - b.top + 1 < minHeight) return [];
     return [{ box: box(b), parts: group.map((c) => c.label) }];
   }
   // Groups: pieces that overlap in x belong to one digit; digits sit on one line.
   const sorted = pen.slice().sort((a, b) => a.left - b.left);
-  const groups: Component[][] = [];
+  const groups: Candidate[][] = [];
   for (const c of sorted) {
     const g = groups.find((gr) => {
       const u = union(gr);
@@ -363,14 +410,40 @@ export function pickDigits(cands: Candidate[], w: number, h: number, many: boole
     });
     if (g) g.push(c); else groups.push([c]);
   }
-  const boxes = groups.map((g) => ({ g, u: union(g) }));
+  const boxes = groups.map((g) => {
+    const u = union(g);
+    return { g, u, cx: (u.left + u.right) / 2, cy: (u.top + u.bottom) / 2, h: u.bottom - u.top + 1 };
+  }).sort((a, b) => a.cx - b.cx);
   const anchor = boxes.find((b) => b.g.includes(best))!;
-  const ah = anchor.u.bottom - anchor.u.top + 1, acy = (anchor.u.top + anchor.u.bottom) / 2;
-  const line = boxes.filter(({ u }) => {
-    const gh = u.bottom - u.top + 1, cy = (u.top + u.bottom) / 2;
-    return gh >= Math.max(minHeight, 0.4 * ah) && gh <= 2 * ah && Math.abs(cy - acy) < 0.6 * ah;
+  const ah = anchor.h;
+  const fits = boxes.filter((b) => b === anchor || (b.h >= Math.max(minHeight, 0.4 * ah) && b.h <= 2 * ah));
+  // Follow the line from the best digit outward, both ways: the next digit sits where the line
+  // through those found so far says (it may slope: a rotated photo), not too far off.
+  const line = [anchor];
+  const predict = (x: number) => {
+    if (line.length < 2) return anchor.cy;
+    const n = line.length, mx = line.reduce((s, b) => s + b.cx, 0) / n, my = line.reduce((s, b) => s + b.cy, 0) / n;
+    const sxx = line.reduce((s, b) => s + (b.cx - mx) ** 2, 0), sxy = line.reduce((s, b) => s + (b.cx - mx) * (b.cy - my), 0);
+    const slope = sxx > 0 ? Math.max(-0.6, Math.min(0.6, sxy / sxx)) : 0;
+    return my + slope * (x - mx);
+  };
+  const at = fits.indexOf(anchor);
+  for (const dir of [1, -1]) {
+    let last = anchor;
+    for (let j = at + dir; j >= 0 && j < fits.length; j += dir) {
+      const b = fits[j];
+      const gap = dir > 0 ? b.u.left - last.u.right : last.u.left - b.u.right;
+      if (gap > 2.5 * ah) break;
+      if (Math.abs(b.cy - predict(b.cx)) < 0.6 * ah) { line.push(b); last = b; }
+    }
+  }
+  const inLine = new Set(line.flatMap((b) => b.g));
+  const pieces = pen.filter((c) => !inLine.has(c) && c.strength >= PIECE * best.strength);
+  return line.sort((a, b) => a.cx - b.cx).map(({ g }) => {
+    const grown = grow(g, pieces);
+    for (const c of grown) if (pieces.includes(c)) pieces.splice(pieces.indexOf(c), 1);
+    return { box: box(union(grown)), parts: grown.map((c) => c.label) };
   });
-  return line.sort((a, b) => a.u.left - b.u.left).map(({ g, u }) => ({ box: box(u), parts: g.map((c) => c.label) }));
 }
 
 function union(cs: Component[]): { left: number; top: number; right: number; bottom: number } {
@@ -380,25 +453,46 @@ function union(cs: Component[]): { left: number; top: number; right: number; bot
   };
 }
 
-/** Adds the pieces within a third of the digit's height of it, as long as any is added. */
-function grow(group: Component[], pool: Component[]): Component[] {
+/**
+ * Adds the pieces within a third of the digit's height of it (a 5's flag, a broken stroke), as
+ * long as any is added, unless a piece would make it taller by more than half or wider than a
+ * digit is.
+ */
+function grow<C extends Component>(group: C[], pool: C[]): C[] {
   const out = group.slice();
   for (let added = true; added;) {
     added = false;
-    const u = union(out);
-    const reach = 0.3 * (u.bottom - u.top + 1);
     for (const c of pool) {
       if (out.includes(c)) continue;
-      if (c.left <= u.right + reach && c.right >= u.left - reach && c.top <= u.bottom + reach && c.bottom >= u.top - reach) {
-        const grown = union([...out, c]);
-        // A piece may not make the digit much taller or wider than a digit is.
-        if (grown.bottom - grown.top + 1 > 1.6 * (u.bottom - u.top + 1) || grown.right - grown.left + 1 > 1.6 * (u.right - u.left + 1)) continue;
-        out.push(c);
-        added = true;
-      }
+      const u = union(out);
+      const uh = u.bottom - u.top + 1, uw = u.right - u.left + 1, reach = 0.3 * uh;
+      if (c.left > u.right + reach || c.right < u.left - reach || c.top > u.bottom + reach || c.bottom < u.top - reach) continue;
+      const g = union([...out, c]);
+      const gh = g.bottom - g.top + 1, gw = g.right - g.left + 1;
+      if (gh > 1.5 * uh || gw > Math.max(uw, 1.2 * gh)) continue;
+      out.push(c);
+      added = true;
     }
   }
   return out;
+}
+
+/** The slope of the line through the digits' centres (least squares), in degrees clockwise. */
+export function lineAngle(digits: Digit[]): number {
+  if (digits.length < 2) return 0;
+  const cs = digits.map((d) => [d.box.left + d.box.width / 2, d.box.top + d.box.height / 2]);
+  const mx = cs.reduce((s, c) => s + c[0], 0) / cs.length, my = cs.reduce((s, c) => s + c[1], 0) / cs.length;
+  const sxx = cs.reduce((s, c) => s + (c[0] - mx) ** 2, 0), sxy = cs.reduce((s, c) => s + (c[0] - mx) * (c[1] - my), 0);
+  return sxx > 0 ? (Math.atan(sxy / sxx) * 180) / Math.PI : 0;
+}
+
+/**
+ * A region this thick (the radius of the largest square inside it, as a share of the frame's
+ * short side, and at least 16 px) is a page or a board, not writing: the thickest marker stroke
+ * measured was 0.08 of the short side.
+ */
+export function isRegion(thickness: number, w: number, h: number): boolean {
+  return thickness > Math.max(16, 0.12 * Math.min(w, h));
 }
 
 const inside = (a: Rect, b: Rect) =>
@@ -406,18 +500,19 @@ const inside = (a: Rect, b: Rect) =>
 
 /**
  * Both polarities are tried. Each finds the other's holes: dark ink read as bright finds the
- * paper inside a 0 or an 8, chalk read as dark finds the board inside its loops. A hole lies
- * inside the digit that makes it, never the other way round, so when one reading's digit lies
- * inside the other's, the outer one is the ink. Otherwise the stronger (contrast, size) wins.
+ * paper inside a 0 or an 8, chalk read as dark finds the board inside its loops; and a page
+ * lying on a dark desk, read as bright, is one big bright region around the digit. When one
+ * reading lies inside the other, the inner one is a hole of the digit around it, unless the
+ * outer one is far thicker than a pen stroke (a page). Otherwise the one that stands out more wins.
  */
 export function analysePage(img: Grey8, many = false): PageAnalysis | null {
-  const found: Array<{ a: PageAnalysis; score: number; box: Rect }> = [];
+  const found: Array<{ a: PageAnalysis; score: number; box: Rect; page: boolean }> = [];
+  const floor = NOISE * noiseLevel(img);
   for (const polarity of ['dark', 'bright'] as Polarity[]) {
     const page = estimatePage(img, polarity);
-    const { ink, residual } = inkMap(img, page, polarity);
-    const threshold = inkThreshold(ink, noiseSigma(residual));
-    const mask = new Uint8Array(ink.length);
-    for (let i = 0; i < ink.length; i++) mask[i] = ink[i] >= threshold ? 1 : 0;
+    const ink = inkMap(img, page, polarity, floor);
+    const threshold = inkThreshold(ink);
+    const mask = inkMask(ink, img.width, img.height, threshold);
     const { labels, list } = components(mask, img.width, img.height, ink, img.data);
     const cands = scoreComponents(img, page, list, labels);
     const digits = pickDigits(cands, img.width, img.height, many);
@@ -425,16 +520,130 @@ export function analysePage(img: Grey8, many = false): PageAnalysis | null {
     const parts = new Set(digits.flatMap((d) => d.parts));
     const used = cands.filter((c) => parts.has(c.label));
     const area = used.reduce((s, c) => s + c.area, 0);
-    const contrast = used.reduce((s, c) => s + c.contrast * c.area, 0) / area;
+    const strength = used.reduce((s, c) => s + c.mass, 0) / area;
     const box = digits.map((d) => d.box).reduce((u, b) => {
       const l = Math.min(u.left, b.left), t = Math.min(u.top, b.top);
       return { left: l, top: t, width: Math.max(u.left + u.width, b.left + b.width) - l, height: Math.max(u.top + u.height, b.top + b.height) - t };
     });
-    found.push({ a: { polarity, ink, labels, threshold, digits, width: img.width, height: img.height }, score: contrast * Math.sqrt(area), box });
+    const main = used.reduce((x, y) => (y.area > x.area ? y : x));
+    const large = isRegion(thickness(labels, img.width, main), img.width, img.height);
+    found.push({ a: { grey: img, polarity, ink, labels, threshold, digits, angle: lineAngle(digits), width: img.width, height: img.height }, score: strength, box, page: large });
   }
   if (found.length < 2) return found[0]?.a ?? null;
   const [d, b] = found;
-  if (inside(b.box, d.box) && !inside(d.box, b.box)) return d.a;
-  if (inside(d.box, b.box) && !inside(b.box, d.box)) return b.a;
+  // One reading lies inside the other: the outer one is the digit and the inner one its hole,
+  // unless the outer one is a region, not strokes: a page seen against the desk.
+  for (const [inner, outer] of [[d, b], [b, d]]) {
+    if (inside(inner.box, outer.box) && !inside(outer.box, inner.box)) return outer.page ? inner.a : outer.a;
+  }
   return d.score >= b.score ? d.a : b.a;
+}
+
+// ---------------------------------------------------------------- one digit's pixels
+
+/** Pixels within a (2r+1)-square of a set pixel. */
+export function dilateSquare(mask: Uint8Array, w: number, h: number, r: number): Uint8Array {
+  const rows = new Uint8Array(mask.length);
+  for (let y = 0; y < h; y++) {
+    let last = -1e9;
+    for (let x = 0; x < w; x++) { if (mask[y * w + x]) last = x; if (x - last <= r) rows[y * w + x] = 1; }
+    last = 1e9;
+    for (let x = w - 1; x >= 0; x--) { if (mask[y * w + x]) last = x; if (last - x <= r) rows[y * w + x] = 1; }
+  }
+  const out = new Uint8Array(mask.length);
+  for (let x = 0; x < w; x++) {
+    let last = -1e9;
+    for (let y = 0; y < h; y++) { if (rows[y * w + x]) last = y; if (y - last <= r) out[y * w + x] = 1; }
+    last = 1e9;
+    for (let y = h - 1; y >= 0; y--) { if (rows[y * w + x]) last = y; if (last - y <= r) out[y * w + x] = 1; }
+  }
+  return out;
+}
+
+/** The brightest (dark ink) or darkest (bright ink) grey level within r of each pixel of `rect`, 0-1. */
+export function localPage(img: Grey8, rect: Rect, r: number, polarity: Polarity): Float32Array {
+  const { data, width: w, height: h } = img;
+  const dark = polarity === 'dark';
+  const l = Math.max(0, rect.left - r), t = Math.max(0, rect.top - r);
+  const rr = Math.min(w - 1, rect.left + rect.width - 1 + r), b = Math.min(h - 1, rect.top + rect.height - 1 + r);
+  const ew = rr - l + 1;
+  // Rows of the grown region, then columns of the rect only.
+  const rows = new Uint8Array(ew * (b - t + 1));
+  for (let y = t; y <= b; y++) {
+    for (let x = l; x <= rr; x++) {
+      let best = dark ? 0 : 255;
+      for (let k = Math.max(l, x - r); k <= Math.min(rr, x + r); k++) {
+        const v = data[y * w + k];
+        if (dark ? v > best : v < best) best = v;
+      }
+      rows[(y - t) * ew + x - l] = best;
+    }
+  }
+  const out = new Float32Array(rect.width * rect.height);
+  for (let y = 0; y < rect.height; y++) {
+    const yy = rect.top + y;
+    for (let x = 0; x < rect.width; x++) {
+      const col = rect.left + x - l;
+      let best = dark ? 0 : 255;
+      for (let k = Math.max(t, yy - r); k <= Math.min(b, yy + r); k++) {
+        const v = rows[(k - t) * ew + col];
+        if (dark ? v > best : v < best) best = v;
+      }
+      out[y * rect.width + x] = best / 255;
+    }
+  }
+  return out;
+}
+
+/** Ink below this (after stretching) is page, as in the drawing pipeline. */
+const CLEAN = 0.1;
+
+/**
+ * One digit's ink, cropped, 0-1, ready to be fitted into 20x20: the strokes measured against the
+ * page right around them (a stroke that runs from the light into a shadow reads evenly), their
+ * soft edges within 2 px, nothing else (no ruling, no neighbour); stretched so the ink is 1 and
+ * cleaned below 0.1 like the drawing pipeline, then cropped to what is left.
+ */
+export function digitInk(a: PageAnalysis, d: Digit): { data: Float32Array; width: number; height: number } {
+  const { grey, ink, labels, width: w, height: h, polarity } = a;
+  const edge = 2;
+  const l = Math.max(0, d.box.left - edge), t = Math.max(0, d.box.top - edge);
+  const rect = { left: l, top: t, width: Math.min(w, d.box.left + d.box.width + edge) - l, height: Math.min(h, d.box.top + d.box.height + edge) - t };
+  const cw = rect.width, ch = rect.height;
+  const parts = new Set(d.parts);
+  const own = new Uint8Array(cw * ch);
+  for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) own[y * cw + x] = parts.has(labels[(y + t) * w + x + l]) ? 1 : 0;
+  const near = dilateSquare(own, cw, ch, edge);
+  const page = localPage(grey, rect, 2 * maskThickness(own, cw, ch) + 2, polarity);
+  const vals = new Float32Array(cw * ch);
+  const strong: number[] = [];
+  for (let y = 0; y < ch; y++) {
+    for (let x = 0; x < cw; x++) {
+      const i = y * cw + x, j = (y + t) * w + x + l;
+      if (!near[i]) continue;
+      let v = ink[j];
+      if (own[i]) {
+        const g = grey.data[j] / 255, p = page[i];
+        const local = polarity === 'dark' ? (p > 0 ? 1 - g / p : 0) : (g > 0 ? 1 - p / g : 0);
+        v = Math.max(v, local);
+      }
+      vals[i] = v;
+      if (v >= CLEAN) strong.push(v);
+    }
+  }
+  const hi = strong.length ? quantileOf(strong, 0.999) : 1;
+  let left = cw, right = -1, top = ch, bottom = -1;
+  for (let y = 0; y < ch; y++) {
+    for (let x = 0; x < cw; x++) {
+      const i = y * cw + x;
+      const v = Math.min(1, vals[i] / hi);
+      vals[i] = v < CLEAN ? 0 : v;
+      if (vals[i] > 0) { left = Math.min(left, x); right = Math.max(right, x); top = Math.min(top, y); bottom = Math.max(bottom, y); }
+    }
+  }
+  if (right < 0) return { data: vals, width: cw, height: ch };
+  const ow = right - left + 1, oh = bottom - top + 1;
+  const out = new Float32Array(ow * oh);
+  for (let y = 0; y < oh; y++) out.set(vals.subarray((top + y) * cw + left, (top + y) * cw + left + ow), y * ow);
+  return { data: out, width: ow, height: oh };
 }
