@@ -56,7 +56,7 @@ export interface PreprocessOptions {
 
 const SIZE = 28;
 const BOX = 20;           // MNIST digits fill a 20x20 box inside the 28x28 frame
-const PRESHRINK = 512;    // statistics on anything bigger only cost time
+const PRESHRINK = 384;    // statistics on anything bigger only cost time
 const INK_THRESHOLD = 0.1;
 const FORMATS_HINT = 'Send a PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG image';
 
