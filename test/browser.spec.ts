@@ -1,14 +1,13 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import sharp from 'sharp';
+import { Browser, CHROMIUM, openBrowser } from './browser/chromium';
 import { NodeRed, ROOT, startNodeRed } from './browser/node-red';
 
 // The editor and the example dashboard in headless Chromium, against Node-RED in a child
 // process. `npm test` builds first; the screenshots of each step go to test-output/screenshots.
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = path.join(ROOT, 'test-output', 'screenshots');
 
 /** The seven nodes, where each sits on the tutorial tab, and a field its edit dialog must show. */
@@ -35,8 +34,7 @@ async function linePixels(png: Buffer): Promise<number> {
 describe('in the browser: editor and dashboard', function () {
   this.timeout(180000);
   let red: NodeRed | undefined;
-  let context: BrowserContext | undefined;
-  let profile: string | undefined;
+  let browser: Browser | undefined;
   let editor: Page;
   let dashboard: Page;
   const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
@@ -49,17 +47,8 @@ describe('in the browser: editor and dashboard', function () {
     if (!fs.existsSync(path.join(ROOT, 'nodes', 'sgd-train.js'))) throw new Error('nodes/*.js are missing: run `npm run build` first (npm test does)');
     fs.mkdirSync(SHOTS, { recursive: true });
     red = await startNodeRed();
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-browser-profile-'));
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const { chromium } = require('playwright-core');
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1600, height: 1000 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    }) as BrowserContext;
-    editor = await context.newPage();
+    browser = await openBrowser();
+    editor = await browser.context.newPage();
     await editor.goto(red.url);
     await editor.waitForSelector('#red-ui-palette-container-machine_learning', { timeout: 60000 });
     await editor.waitForFunction(() => document.querySelectorAll('#red-ui-workspace-chart .red-ui-flow-node-group').length > 0);
@@ -67,9 +56,8 @@ describe('in the browser: editor and dashboard', function () {
 
   after(async function () {
     this.timeout(30000);
-    await context?.close().catch(() => undefined);
+    await browser?.close();
     await red?.stop();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
   });
 
   afterEach(function () {
@@ -145,7 +133,7 @@ describe('in the browser: editor and dashboard', function () {
   });
 
   it('trains from the dashboard: live loss chart, test accuracy and confusion matrix', async () => {
-    dashboard = await context!.newPage();
+    dashboard = await browser!.context.newPage();
     await dashboard.setViewportSize({ width: 1400, height: 1200 });
     await dashboard.goto(`${red!.url}dashboard`);
     await dashboard.waitForSelector('#mnist-train', { timeout: 30000 });

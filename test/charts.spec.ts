@@ -160,7 +160,7 @@ describe('charts', () => {
       await assert.rejects(confusionMatrix([[1, 2], [3]]), /must be square/);
       await assert.rejects(confusionMatrix([[1, 2, 3], [3, 4, 5]]), /must be square/);
       await assert.rejects(confusionMatrix([[1, -1], [0, 1]]), /non-negative/);
-      await assert.rejects(confusionMatrix([[1, 0], [0, 1]], { classNames: ['a'] }), /classNames has 1 entries/);
+      await assert.rejects(confusionMatrix([[1, 0], [0, 1]], { classNames: ['a'] }), /classes has 1 names but the chart has 2 classes/);
     });
   });
 
@@ -175,7 +175,7 @@ describe('charts', () => {
 
     it('rejects bad input', async () => {
       await assert.rejects(perClassAccuracy([]), /empty/);
-      await assert.rejects(perClassAccuracy([0.5, 1.5]), /accuracy\[1\] must be a number in 0\.\.1/);
+      await assert.rejects(perClassAccuracy([0.5, 1.5]), /perClass\[1\] must be a number from 0 to 1/);
     });
   });
 

@@ -7,7 +7,7 @@ import { createMlp } from '../src/lib/model';
 import { saveModel } from '../src/lib/persist';
 import { NodeRed, ROOT, startNodeRed } from './browser/node-red';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon = require('autocannon');
 
 const HTTP_EXAMPLE = path.join(ROOT, 'examples', 'predict images over HTTP.json');

@@ -7,7 +7,7 @@
 import sharp, { Sharp } from 'sharp';
 import { loadDataset } from '../src/lib/dataset';
 import { rng } from '../src/lib/random';
-import { FONTS, STROKES } from './own-digits';
+import { FONTS, STROKES } from './own-images';
 
 export type Paper = 'plain' | 'ruled' | 'squared' | 'board';
 export type Ink = 'black' | 'blue' | 'chalk';

@@ -1,17 +1,31 @@
 import { strict as assert } from 'assert';
+import { nativeAvailable } from '../src/lib/engine/native';
 import { backend, helper, next, NODES, pipeline, statusOf, tensors } from './helpers';
+
+/** Every engine present trains the tutorial: the native one (ONNX Runtime) where it loads, and tfjs. */
+const ENGINES = ['native', 'tfjs'] as const;
+
+async function useEngine(test: Mocha.Context, engine: typeof ENGINES[number]): Promise<void> {
+  if (engine === 'native' && !(await nativeAvailable())) {
+    console.log('      onnxruntime-node is not installed here: the native engine is not tested');
+    test.skip();
+  }
+  helper._settings.mnistEngine = engine;
+}
 
 describe('the tutorial pipeline as a flow', function () {
   before(async () => { await backend(); });
-  afterEach(async () => { await helper.unload(); });
+  afterEach(async () => { await helper.unload(); delete helper._settings.mnistEngine; });
 
-  it('trains with the tutorial settings on the full 60k, reaches 80 % on the real 10k test set, and frees every tensor on redeploy', async () => {
+  for (const engine of ENGINES) {
+  it(`${engine}: trains with the tutorial settings on the full 60k, reaches 80 % on the real 10k test set, and frees every tensor on redeploy`, async function () {
+    await useEngine(this, engine);
     const base = tensors();
     await helper.load(NODES, pipeline({ limit: 0, train: { epochs: 3 } }));
     const out = helper.getNode('out');
     const trained = helper.getNode('trained');
     const progress: any[] = [];
-    helper.getNode('progress').on('input', (m: any) => progress.push(m.payload));
+    helper.getNode('progress').on('input', (m: any) => { if (m.topic === 'loss') progress.push(m.payload); });
     const evaluated = next(out);
     const done = next(trained);
     helper.getNode('ds').receive({ payload: true });
@@ -30,12 +44,14 @@ describe('the tutorial pipeline as a flow', function () {
     assert.deepEqual(JSON.parse(JSON.stringify(m.dataset.normalization)), { mean: 0.1307, std: 0.3081 });
     assert.match(statusOf(helper.getNode('eval')).text!, /^accuracy 8\d\.\d %$/);
     assert.match(statusOf(helper.getNode('train')).text!, /^loss 0\.0\d\d · [\d.]+ s$/);
+    assert.equal(t.payload.engine, engine === 'native' ? 'native' : await backend());
     assert.ok(tensors() > base, 'the model lives while the flow is deployed');
     await helper.unload();
     assert.equal(tensors(), base, 'redeploy frees the model and every training tensor');
   });
 
-  it('reaches 97 % on the real test set with cross-entropy + Adam (full 60k, 3 epochs)', async () => {
+  it(`${engine}: reaches 97 % on the real test set with cross-entropy + Adam (full 60k, 3 epochs)`, async function () {
+    await useEngine(this, engine);
     await helper.load(NODES, pipeline({ limit: 0, train: { epochs: 3, optimizer: 'adam', loss: 'crossentropy', learningRate: 0.001, batchSize: 128 } }));
     const evaluated = next(helper.getNode('out'));
     helper.getNode('ds').receive({ payload: true });
@@ -43,6 +59,7 @@ describe('the tutorial pipeline as a flow', function () {
     assert.ok(m.payload.accuracy >= 0.97, `accuracy ${m.payload.accuracy}`);
     assert.equal(m.payload.lossFunction, 'crossentropy');
   });
+  }
 
   it('normalize gives the tutorial min/max on the full training set', async () => {
     await helper.load(NODES, [

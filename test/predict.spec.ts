@@ -5,11 +5,11 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { preprocessImage } from '../src/lib/image';
 import { backend, helper, NODES, tensors } from './helpers';
-import { makeImageSet, Sample, textSvg } from './own-digits';
+import { Sample, makeImageSet, textSvg } from './own-images';
 
 // Catch is a core node the helper does not load by itself; without it errors reach no one.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const ALL = [...NODES, require('../src/nodes/model-save'), require('@node-red/nodes/core/common/25-catch.js')];
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ALL = [...NODES, require('@node-red/nodes/core/common/25-catch.js')];
 
 // ------------------------------------------------------------------ hostile images
 
@@ -34,6 +34,14 @@ function pngClaiming(png: Buffer, width: number, height: number): Buffer {
 }
 
 // ------------------------------------------------------------------ the flow
+
+describe('predict node', function () {
+  afterEach(async () => { await helper.unload(); });
+  it('should be loaded with defaults', async () => {
+    await helper.load(NODES, [{ id: 'n1', type: 'predict', name: 'read' }]);
+    assert.equal(helper.getNode('n1').name, 'read');
+  });
+});
 
 describe('predict: images, batches, limits and a model from a folder', function () {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-predict-'));
@@ -226,6 +234,7 @@ describe('predict: images, batches, limits and a model from a folder', function 
 });
 
 describe('the predict examples run as shipped (with a saved untrained model, so no training is needed)', function () {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED's core nodes are CommonJS
   const core = (p: string) => require(`@node-red/nodes/core/${p}`);
   let httpNode: unknown;
   const NODES_AND_CORE = [...ALL, core('common/20-inject.js'), core('common/21-debug.js'), core('common/90-comment.js'),
@@ -253,7 +262,7 @@ describe('the predict examples run as shipped (with a saved untrained model, so 
     const flow = example('predict images over HTTP');
     assert.equal(flow[1].type, 'comment');
     await helper.load(NODES_AND_CORE, flow);
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const request = require('supertest');
     const png = await sharp(textSvg(4, 'DejaVu Sans')).png().toBuffer();
     let res = await request(httpNode).post('/mnist/predict').set('Content-Type', 'image/png').send(png);

@@ -14,7 +14,7 @@ const SAMPLES = 5000;
 const WARM_PREDICTIONS = 1000;
 const RSS_LIMIT = 0.10;
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-require-imports -- the test helper and Node-RED messages are untyped CommonJS */
 const helper = require('node-red-node-test-helper');
 helper.init(require.resolve('node-red'));
 const NODES = ['mnist-dataset', 'normalize', 'mlp-model', 'sgd-train', 'predict'].map((n) => require(`../nodes/${n}`));

@@ -3,18 +3,28 @@
  * Digits are embedded as data-URL PNG `image` marks; librsvg rasterises those, so no canvas is needed.
  */
 import sharp from 'sharp';
+import { MnistError, Params, message, shown } from './messages';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 
-export interface ChartOptions { width?: number; height?: number; title?: string; logScale?: boolean /* loss only */; }
+export interface ChartOptions {
+  width?: number; height?: number; title?: string; logScale?: boolean /* loss only */;
+  /** a chart's words in the user's language (catalog keys chart.*); English by default */
+  text?: (key: string, params?: Params) => string;
+}
 export interface Rendered { png: Buffer; svg: string; }
-export interface History { loss: number[] /* per batch */; epochs: { epoch: number; loss: number; seconds: number }[]; batchesPerEpoch?: number }
+export interface History {
+  loss: number[] /* per batch */;
+  epochs: { epoch: number; loss: number; seconds: number; valLoss?: number; valAccuracy?: number }[];
+  batchesPerEpoch?: number;
+}
 /** images: Float32Array or Uint8Array with n*784 values (28x28 row-major); values either 0..255 (Uint8Array) or any float range (normalised data: map min..max of each image to black..white). */
 export interface ImageSet { pixels: Float32Array | Uint8Array; count: number; rows?: number; cols?: number }
 
 type GridOptions = ChartOptions & { rows?: number; cols?: number; classNames?: string[] };
 
-const FONT = 'DejaVu Sans, Liberation Sans, sans-serif';
+// CJK fonts after the Latin ones: librsvg falls back per glyph, so Chinese labels render too.
+const FONT = 'DejaVu Sans, Liberation Sans, WenQuanYi Zen Hei, Noto Sans CJK SC, sans-serif';
 const RED = '#d62728';
 const TEXT = '#222222';
 
@@ -28,6 +38,9 @@ const CONFIG = {
   legend: { labelFontSize: 11, titleFontSize: 12 },
   view: { stroke: null },
 };
+
+/** Beyond this a confusion matrix has more cells than a picture can show (and takes seconds to draw). */
+export const MAX_CHART_CLASSES = 100;
 
 // Nothing in a chart should ever be fetched: data is inline and images are data: URLs.
 const refuse = async (uri: string): Promise<never> => {
@@ -44,8 +57,10 @@ const LOADER = {
 };
 
 async function render(spec: object): Promise<Rendered> {
+  /* eslint-disable @typescript-eslint/no-explicit-any -- vega's config and loader types are narrower than what they accept */
   const compiled = vl.compile(spec as vl.TopLevelSpec, { config: CONFIG as any }).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none', loader: LOADER as any });
+  /* eslint-enable @typescript-eslint/no-explicit-any */
   try {
     const svg = await view.toSVG();
     const png = await sharp(Buffer.from(svg)).flatten({ background: '#ffffff' }).png().toBuffer();
@@ -65,6 +80,10 @@ function size(v: number | undefined, def: number, name: string): number {
   return Math.round(v);
 }
 
+function say(opts: ChartOptions, key: string, params?: Params): string {
+  return opts.text ? opts.text(`chart.${key}`, params) : message(`chart.${key}`, params);
+}
+
 function nameOf(classNames: string[] | undefined, k: number): string {
   return classNames?.[k] ?? String(k);
 }
@@ -72,9 +91,7 @@ function nameOf(classNames: string[] | undefined, k: number): string {
 function checkClassNames(classNames: string[] | undefined, n?: number): void {
   if (classNames === undefined) return;
   if (!Array.isArray(classNames)) throw new Error('charts: classNames must be an array of strings');
-  if (n !== undefined && classNames.length !== n) {
-    throw new Error(`charts: classNames has ${classNames.length} entries but there are ${n} classes`);
-  }
+  if (n !== undefined && classNames.length !== n) throw new MnistError('chart-class-names', { names: classNames.length, classes: n });
 }
 
 // ---------- digit images ----------
@@ -131,7 +148,7 @@ async function digitGrid(images: ImageSet, cells: Cell[], rows: number, cols: nu
   const height = size(opts.height, pad * 2 + titleH + rows * (84 + captionH + 12), 'height');
   const cellW = (width - 2 * pad) / cols, cellH = (height - 2 * pad - titleH) / rows;
   const img = Math.floor(Math.min(cellW - 8, cellH - captionH - 8));
-  if (img < 14) throw new Error(`charts: ${width}x${height} is too small for a ${rows}x${cols} grid`);
+  if (img < 14) throw new MnistError('chart-too-small', { width, height, rows, cols });
 
   const values = await Promise.all(cells.map(async (c, k) => {
     const r = Math.floor(k / cols), col = k % cols;
@@ -173,7 +190,7 @@ export async function sampleGrid(images: ImageSet, labels: ArrayLike<number>, op
   checkClassNames(opts.classNames);
   const shape = gridShape(opts, 2, 3);
   const n = Math.min(images.count, shape.rows * shape.cols);
-  const cells = Array.from({ length: n }, (_, i) => ({ index: i, lines: [`label: ${nameOf(opts.classNames, labels[i])}`], color: TEXT, wrong: false }));
+  const cells = Array.from({ length: n }, (_, i) => ({ index: i, lines: [say(opts, 'label', { name: nameOf(opts.classNames, labels[i]) })], color: TEXT, wrong: false }));
   return digitGrid(images, cells, Math.ceil(n / shape.cols), shape.cols, opts.title, opts);
 }
 
@@ -189,15 +206,18 @@ export async function predictionGrid(images: ImageSet, labels: ArrayLike<number>
   const cells = Array.from({ length: n }, (_, i) => {
     const wrong = predicted[i] !== labels[i];
     if (!wrong) right++;
-    return { index: i, lines: [`pred ${nameOf(opts.classNames, predicted[i])} (true ${nameOf(opts.classNames, labels[i])})`], color: wrong ? RED : TEXT, wrong };
+    return { index: i, lines: [say(opts, 'pred', { pred: nameOf(opts.classNames, predicted[i]), true: nameOf(opts.classNames, labels[i]) })], color: wrong ? RED : TEXT, wrong };
   });
-  const title = opts.title ?? `Predictions: ${right} of ${n} correct`;
+  const title = opts.title ?? say(opts, 'predictions', { right, n });
   return digitGrid(images, cells, Math.ceil(n / shape.cols), shape.cols, title, opts);
 }
 
-/** The most confident wrong predictions, most confident first. */
+/**
+ * The most confident wrong predictions, most confident first; with `pair`, only the images of
+ * one class read as another (a cell of the confusion matrix).
+ */
 export async function mistakesGallery(images: ImageSet, labels: ArrayLike<number>, predicted: ArrayLike<number>, confidence: ArrayLike<number>,
-  opts: ChartOptions & { count?: number; classNames?: string[] } = {}): Promise<Rendered> {
+  opts: ChartOptions & { count?: number; classNames?: string[]; pair?: { true: number; predicted: number } } = {}): Promise<Rendered> {
   checkImages(images);
   checkLength('labels', labels, images.count);
   checkLength('predicted', predicted, images.count);
@@ -205,13 +225,16 @@ export async function mistakesGallery(images: ImageSet, labels: ArrayLike<number
   checkClassNames(opts.classNames);
   const count = opts.count ?? 10;
   if (!Number.isInteger(count) || count <= 0 || count > 400) throw new Error(`charts: count must be an integer between 1 and 400, got ${count}`);
-  const title = opts.title ?? 'Most confident mistakes';
-
+  const { pair } = opts;
   const wrong: number[] = [];
-  for (let i = 0; i < images.count; i++) if (predicted[i] !== labels[i]) wrong.push(i);
+  for (let i = 0; i < images.count; i++) {
+    if (pair ? labels[i] === pair.true && predicted[i] === pair.predicted : predicted[i] !== labels[i]) wrong.push(i);
+  }
+  const names = pair && { true: nameOf(opts.classNames, pair.true), pred: nameOf(opts.classNames, pair.predicted) };
+  const title = opts.title ?? (names ? say(opts, 'pair', { ...names, count: wrong.length }) : say(opts, 'mistakes'));
   if (wrong.length === 0) {
     const width = size(opts.width, 400, 'width'), height = size(opts.height, 160, 'height');
-    return noMistakesChart(title, images.count, width, height);
+    return noMistakesChart(title, names ? say(opts, 'no-pair', names) : say(opts, 'no-mistakes', { n: images.count }), width, height);
   }
   // NaN confidence would break the sort; treat it as least confident.
   const conf = (i: number) => (Number.isFinite(confidence[i]) ? confidence[i] : -Infinity);
@@ -220,76 +243,106 @@ export async function mistakesGallery(images: ImageSet, labels: ArrayLike<number
   const fmt = (c: number) => (Number.isFinite(c) ? (c <= 1 ? `${(c * 100).toFixed(1)}%` : c.toFixed(2)) : 'n/a');
   const cells = picked.map((i) => ({
     index: i,
-    lines: [`pred ${nameOf(opts.classNames, predicted[i])} (true ${nameOf(opts.classNames, labels[i])})`, `conf ${fmt(confidence[i])}`],
-    color: RED, wrong: true,
+    lines: [say(opts, 'pred', { pred: nameOf(opts.classNames, predicted[i]), true: nameOf(opts.classNames, labels[i]) }), say(opts, 'conf', { value: fmt(confidence[i]) })],
+    color: pair && pair.true === pair.predicted ? TEXT : RED, wrong: !pair || pair.true !== pair.predicted,
   }));
   const cols = Math.min(5, picked.length);
   return digitGrid(images, cells, Math.ceil(picked.length / cols), cols, title, opts);
 }
 
-async function noMistakesChart(title: string, n: number, width: number, height: number): Promise<Rendered> {
+async function noMistakesChart(title: string, note: string, width: number, height: number): Promise<Rendered> {
   return render({
     width, height, autosize: { type: 'none' }, padding: 0,
     layer: [
       { data: { values: [{ t: title }] }, mark: { type: 'text', align: 'left', baseline: 'top', fontSize: 16, fontWeight: 'bold', x: 10, y: 10, color: TEXT }, encoding: { text: { field: 't' } } },
-      { data: { values: [{ t: `no mistakes (all ${n} predictions correct)` }] }, mark: { type: 'text', align: 'center', fontSize: 18, x: width / 2, y: height / 2 + 10, color: TEXT }, encoding: { text: { field: 't' } } },
+      { data: { values: [{ t: note }] }, mark: { type: 'text', align: 'center', fontSize: 18, x: width / 2, y: height / 2 + 10, color: TEXT }, encoding: { text: { field: 't' } } },
     ],
   });
 }
 
 // ---------- plain charts ----------
 
-/** Per-batch loss with a dashed rule and a dot (mean epoch loss) at every epoch end. */
+/** Points a loss curve draws at most: longer histories are averaged in buckets. */
+export const MAX_CURVE_POINTS = 2000;
+
+/**
+ * Per-batch loss with a dashed rule and a dot (mean epoch loss) at every epoch end; with
+ * validation, the held-out loss per epoch on the same axis and the held-out accuracy on its own.
+ */
 export async function lossCurve(history: History, opts: ChartOptions = {}): Promise<Rendered> {
-  if (!history || !Array.isArray(history.loss) || !Array.isArray(history.epochs)) throw new Error('charts: history must have loss[] and epochs[] arrays');
-  if (history.loss.length === 0) throw new Error('charts: history.loss is empty, nothing to plot');
+  if (!history || !Array.isArray(history.loss) || !Array.isArray(history.epochs)) throw new MnistError('history-invalid');
+  if (history.loss.length === 0) throw new MnistError('history-empty');
   const log = !!opts.logScale;
   // Log axes cannot show zero/negative values and NaN would break the line.
   const ok = (v: number) => Number.isFinite(v) && (!log || v > 0);
-  const batches = history.loss.map((loss, i) => ({ batch: i + 1, loss })).filter((d) => ok(d.loss));
-  if (batches.length === 0) throw new Error(`charts: history.loss has no ${log ? 'positive ' : ''}finite values`);
+  const total = history.loss.length;
+  const bucket = Math.ceil(total / MAX_CURVE_POINTS);
+  const batches: Array<{ batch: number; loss: number }> = [];
+  for (let lo = 0; lo < total; lo += bucket) {
+    const part = history.loss.slice(lo, lo + bucket).filter(ok);
+    if (part.length) batches.push({ batch: lo + (Math.min(bucket, total - lo) + 1) / 2, loss: part.reduce((s, v) => s + v, 0) / part.length });
+  }
+  if (batches.length === 0) throw new MnistError(log ? 'history-no-positive' : 'history-no-finite');
 
   const nEp = history.epochs.length;
-  const bpe = history.batchesPerEpoch ?? (nEp > 0 ? history.loss.length / nEp : 0);
-  if (!Number.isFinite(bpe) || bpe < 0) throw new Error(`charts: batchesPerEpoch must be a positive number, got ${history.batchesPerEpoch}`);
+  const bpe = history.batchesPerEpoch ?? (nEp > 0 ? total / nEp : 0);
+  if (!Number.isFinite(bpe) || bpe < 0) throw new MnistError('history-batches', { value: shown(history.batchesPerEpoch) });
   const epochs = history.epochs.map((e, i) => ({
-    end: Math.min(Math.round((i + 1) * bpe), history.loss.length), loss: e.loss, label: `epoch ${e.epoch}`,
+    end: Math.min(Math.round((i + 1) * bpe), total), loss: e.loss, label: say(opts, 'epoch', { n: e.epoch }),
+    valLoss: e.valLoss, valAccuracy: e.valAccuracy,
   }));
   const dots = epochs.filter((e) => ok(e.loss));
+  const validated = epochs.filter((e) => ok(e.valLoss as number));
   const seconds = history.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0);
   // Kept short: headless Vega over-estimates text width (0.8em/char) and a long subtitle squeezes the plot.
-  const subtitle = nEp > 0 ? `${nEp} epoch${nEp > 1 ? 's' : ''} in ${seconds.toFixed(1)} s; dot = epoch mean` : `${history.loss.length} batches`;
+  const subtitle = nEp > 0 ? say(opts, 'loss-subtitle', { epochs: nEp, seconds: seconds.toFixed(1) }) : say(opts, 'batches', { count: total });
 
-  const x = { field: 'batch', type: 'quantitative', title: 'batch', scale: { domain: [1, Math.max(2, history.loss.length)], nice: false } };
-  const y = { field: 'loss', type: 'quantitative', title: log ? 'loss (log scale)' : 'loss', scale: log ? { type: 'log' } : { zero: false } };
-  const layers: object[] = [
-    { data: { values: batches }, mark: { type: 'line', color: '#4c78a8', strokeWidth: 1.2 }, encoding: { x, y } },
+  const series = [say(opts, 'train-loss'), say(opts, 'epoch-loss'), ...(validated.length ? [say(opts, 'val-loss'), say(opts, 'val-accuracy')] : [])];
+  const colors = ['#4c78a8', '#f58518', '#54a24b', '#e45756'];
+  const color = (k: number) => ({ datum: series[k], scale: { domain: series, range: colors.slice(0, series.length) }, legend: validated.length ? { orient: 'bottom', title: null, columns: 2, columnPadding: 24, labelLimit: 260, symbolType: 'stroke' } : null });
+  const x = { field: 'batch', type: 'quantitative', title: say(opts, 'batch'), scale: { domain: [1, Math.max(2, total)], nice: false } };
+  const y = { field: 'loss', type: 'quantitative', title: say(opts, log ? 'loss-log' : 'loss'), scale: log ? { type: 'log' } : { zero: false } };
+  const lossLayers: object[] = [
+    { data: { values: batches }, mark: { type: 'line', strokeWidth: 1.2 }, encoding: { x, y, color: color(0) } },
   ];
   if (epochs.length > 0) {
-    layers.push({ data: { values: epochs }, mark: { type: 'rule', color: '#999', strokeDash: [4, 3] }, encoding: { x: { ...x, field: 'end' } } });
+    lossLayers.push({ data: { values: epochs }, mark: { type: 'rule', color: '#999', strokeDash: [4, 3] }, encoding: { x: { ...x, field: 'end' } } });
     if (epochs.length <= 12) {
-      layers.push({ data: { values: epochs }, mark: { type: 'text', align: 'right', baseline: 'top', dx: -3, dy: 3, fontSize: 10, color: '#666' },
+      lossLayers.push({ data: { values: epochs }, mark: { type: 'text', align: 'right', baseline: 'top', dx: -3, dy: 3, fontSize: 10, color: '#666' },
         encoding: { x: { ...x, field: 'end' }, y: { value: 0 }, text: { field: 'label' } } });
     }
     if (dots.length > 0) {
-      layers.push({ data: { values: dots }, mark: { type: 'point', filled: true, size: 50, color: '#f58518' }, encoding: { x: { ...x, field: 'end' }, y } });
+      lossLayers.push({ data: { values: dots }, mark: { type: 'point', filled: true, size: 50 }, encoding: { x: { ...x, field: 'end' }, y, color: color(1) } });
+    }
+    if (validated.length > 0) {
+      lossLayers.push({ data: { values: validated }, mark: { type: 'line', point: { filled: true, size: 50 }, strokeWidth: 2 },
+        encoding: { x: { ...x, field: 'end' }, y: { ...y, field: 'valLoss' }, color: color(2) } });
     }
   }
+  const accuracy = validated.filter((e) => Number.isFinite(e.valAccuracy));
+  const layer = accuracy.length === 0 ? lossLayers : [
+    { layer: lossLayers },
+    { data: { values: accuracy }, mark: { type: 'line', point: { filled: true, size: 50 }, strokeDash: [6, 3], strokeWidth: 2 },
+      encoding: { x: { ...x, field: 'end' }, color: color(3),
+        y: { field: 'valAccuracy', type: 'quantitative', title: say(opts, 'val-accuracy'), scale: { zero: false }, axis: { format: '.1%', orient: 'right' } } } },
+  ];
   return render({
-    width: size(opts.width, 480, 'width'), height: size(opts.height, 320, 'height'),
+    width: size(opts.width, 480, 'width'), height: size(opts.height, accuracy.length ? 360 : 320, 'height'),
     autosize: { type: 'fit', contains: 'padding' }, padding: 8,
-    title: { text: opts.title ?? 'Training loss', subtitle },
-    layer: layers,
+    title: { text: opts.title ?? say(opts, 'loss-title'), subtitle },
+    layer,
+    ...(accuracy.length ? { resolve: { scale: { y: 'independent' } } } : {}),
   });
 }
 
 /** Heatmap, rows = true class, columns = predicted class, with the count written in each cell. */
 export async function confusionMatrix(matrix: number[][], opts: ChartOptions & { classNames?: string[] } = {}): Promise<Rendered> {
-  if (!Array.isArray(matrix) || matrix.length === 0) throw new Error('charts: confusion matrix is empty');
+  if (!Array.isArray(matrix) || matrix.length === 0) throw new MnistError('confusion-empty');
+  if (matrix.length > MAX_CHART_CLASSES) throw new MnistError('chart-too-many-classes', { classes: matrix.length, max: MAX_CHART_CLASSES });
   const n = matrix.length;
   matrix.forEach((row, i) => {
-    if (!Array.isArray(row) || row.length !== n) throw new Error(`charts: confusion matrix must be square: row ${i} has ${Array.isArray(row) ? row.length : 'no'} entries, expected ${n}`);
-    row.forEach((v, j) => { if (!Number.isFinite(v) || v < 0) throw new Error(`charts: confusion matrix entry [${i}][${j}] must be a non-negative number, got ${v}`); });
+    if (!Array.isArray(row) || row.length !== n) throw new MnistError('confusion-not-square', { row: i, entries: Array.isArray(row) ? row.length : 0, expected: n });
+    row.forEach((v, j) => { if (!Number.isFinite(v) || v < 0) throw new MnistError('confusion-entry', { row: i, col: j, value: shown(v) }); });
   });
   checkClassNames(opts.classNames, n);
   const names = Array.from({ length: n }, (_, k) => nameOf(opts.classNames, k));
@@ -299,13 +352,13 @@ export async function confusionMatrix(matrix: number[][], opts: ChartOptions & {
   const diag = matrix.reduce((s, row, i) => s + row[i], 0);
   const side = size(opts.width, 440, 'width');
   const enc = {
-    x: { field: 'pred', type: 'ordinal', sort: names, title: 'predicted', axis: { labelAngle: 0, orient: 'top' } },
-    y: { field: 'true', type: 'ordinal', sort: names, title: 'true' },
+    x: { field: 'pred', type: 'ordinal', sort: names, title: say(opts, 'predicted'), axis: { labelAngle: 0, orient: 'top' } },
+    y: { field: 'true', type: 'ordinal', sort: names, title: say(opts, 'true') },
   };
   return render({
     width: side, height: size(opts.height, side + 30, 'height'),
     autosize: { type: 'fit', contains: 'padding' }, padding: 8,
-    title: { text: opts.title ?? 'Confusion matrix', subtitle: total > 0 ? `accuracy ${((100 * diag) / total).toFixed(2)}% of ${total}` : 'no samples' },
+    title: { text: opts.title ?? say(opts, 'confusion'), subtitle: total > 0 ? say(opts, 'confusion-subtitle', { accuracy: ((100 * diag) / total).toFixed(2), total }) : say(opts, 'no-samples') },
     data: { values },
     layer: [
       { mark: { type: 'rect', stroke: '#e6e6e6', strokeWidth: 1 },
@@ -322,18 +375,19 @@ export async function confusionMatrix(matrix: number[][], opts: ChartOptions & {
 
 /** One bar per class, accuracy on a fixed 0..1 axis so charts from different runs compare. */
 export async function perClassAccuracy(accuracy: number[], opts: ChartOptions & { classNames?: string[] } = {}): Promise<Rendered> {
-  if (!Array.isArray(accuracy) || accuracy.length === 0) throw new Error('charts: accuracy array is empty');
-  accuracy.forEach((a, i) => { if (!Number.isFinite(a) || a < 0 || a > 1) throw new Error(`charts: accuracy[${i}] must be a number in 0..1, got ${a}`); });
+  if (!Array.isArray(accuracy) || accuracy.length === 0) throw new MnistError('perclass-empty');
+  if (accuracy.length > MAX_CHART_CLASSES) throw new MnistError('chart-too-many-classes', { classes: accuracy.length, max: MAX_CHART_CLASSES });
+  accuracy.forEach((a, i) => { if (!Number.isFinite(a) || a < 0 || a > 1) throw new MnistError('perclass-entry', { index: i, value: shown(a) }); });
   checkClassNames(opts.classNames, accuracy.length);
   const names = accuracy.map((_, k) => nameOf(opts.classNames, k));
   const values = accuracy.map((acc, k) => ({ cls: names[k], acc }));
   const mean = accuracy.reduce((s, a) => s + a, 0) / accuracy.length;
-  const x = { field: 'cls', type: 'ordinal', sort: names, title: 'class', axis: { labelAngle: 0 } };
-  const y = { field: 'acc', type: 'quantitative', title: 'accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } };
+  const x = { field: 'cls', type: 'ordinal', sort: names, title: say(opts, 'class'), axis: { labelAngle: 0 } };
+  const y = { field: 'acc', type: 'quantitative', title: say(opts, 'accuracy'), scale: { domain: [0, 1] }, axis: { format: '.0%' } };
   return render({
     width: size(opts.width, 480, 'width'), height: size(opts.height, 300, 'height'),
     autosize: { type: 'fit', contains: 'padding' }, padding: 8,
-    title: { text: opts.title ?? 'Per-class accuracy', subtitle: `mean ${(mean * 100).toFixed(1)}%` },
+    title: { text: opts.title ?? say(opts, 'perclass'), subtitle: say(opts, 'mean', { value: (mean * 100).toFixed(1) }) },
     data: { values },
     layer: [
       { mark: { type: 'bar', color: '#4c78a8' }, encoding: { x, y } },

@@ -1,4 +1,5 @@
 import { gunzipSync } from 'zlib';
+import { MnistError } from './messages';
 
 /** Larger than any MNIST-format set in use (EMNIST byclass is 0.55 GB); stops a gzip bomb. */
 export const MAX_IDX_BYTES = 1 << 30;
@@ -18,26 +19,26 @@ export function parseIdx(file: Buffer, name = 'idx file'): IdxArray {
     try {
       buf = gunzipSync(buf, { maxOutputLength: MAX_IDX_BYTES });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new Error(`${name} unpacks to more than ${MAX_IDX_BYTES} bytes; that is not an MNIST-format file`);
-      throw new Error(`${name} looks gzipped but does not decompress (${(e as Error).message}); the file is corrupt, download it again`);
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new MnistError('idx-too-big', { file: name, max: MAX_IDX_BYTES });
+      throw new MnistError('idx-gzip', { file: name, reason: (e as Error).message });
     }
   }
   if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0) {
-    throw new Error(`${name} is not an IDX file (wrong magic number); expected MNIST-format files such as train-images-idx3-ubyte`);
+    throw new MnistError('idx-magic', { file: name });
   }
   if (buf[2] !== 0x08) {
-    throw new Error(`${name} holds IDX data type 0x${buf[2].toString(16)}; only unsigned bytes (0x08) are supported`);
+    throw new MnistError('idx-type', { file: name, type: `0x${buf[2].toString(16)}` });
   }
   const rank = buf[3];
   if (rank < 1 || rank > 3 || buf.length < 4 + 4 * rank) {
-    throw new Error(`${name} has a broken IDX header (rank ${rank}, ${buf.length} bytes)`);
+    throw new MnistError('idx-header', { file: name, rank, bytes: buf.length });
   }
   const dims: number[] = [];
   for (let i = 0; i < rank; i++) dims.push(buf.readUInt32BE(4 + 4 * i));
   const expected = dims.reduce((a, b) => a * b, 1);
   const offset = 4 + 4 * rank;
   if (buf.length - offset !== expected) {
-    throw new Error(`${name} is truncated or padded: header says ${dims.join('x')} = ${expected} bytes of data, file has ${buf.length - offset}`);
+    throw new MnistError('idx-length', { file: name, dims: dims.join('x'), expected, actual: buf.length - offset });
   }
   return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + offset, expected) };
 }

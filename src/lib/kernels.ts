@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { registerConvKernels, sumRows, unregisterConvKernels } from './kernels-conv';
 
 type TensorInfo = tf.TensorInfo;
 type KernelFunc = tf.KernelConfig['kernelFunc'];
@@ -165,11 +166,7 @@ function makeFastSum(original: KernelFunc): KernelFunc {
     const cols = tf.util.sizeFromShape(kept);
     const out = backend.makeOutput(attrs.keepDims ? [...axes.map(() => 1), ...kept] : kept, 'float32');
     const src = backend.typedArrayFromHeap(x), dst = backend.typedArrayFromHeap(out);
-    const acc = new Float64Array(cols);
-    for (let off = 0; off < src.length; off += cols) {
-      for (let j = 0; j < cols; j++) acc[j] += src[off + j];
-    }
-    dst.set(acc);
+    dst.set(sumRows(src, cols));
     return out;
   };
   return fast as unknown as KernelFunc;
@@ -473,7 +470,7 @@ export function registerFastKernels(backendName: string): string[] {
     }
     done.push(name);
   }
-  return done;
+  return [...done, ...registerConvKernels(backendName)];
 }
 
 /**
@@ -491,5 +488,5 @@ export function unregisterFastKernels(backendName: string): string[] {
     done.push(name);
   }
   ORIGINALS.delete(backendName);
-  return done;
+  return [...done, ...unregisterConvKernels(backendName)];
 }

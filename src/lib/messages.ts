@@ -46,7 +46,7 @@ function find(tree: Record<string, unknown>, key: string): string | undefined {
 
 /** Fills __name__ placeholders (Node-RED's i18next interpolation syntax). */
 export function fill(text: string, params: Params = {}): string {
-  return text.replace(/__(\w+)__/g, (all, name: string) => (Object.hasOwn(params, name) ? String(params[name]) : all));
+  return text.replace(/__(.+?)__/g, (all, name: string) => (Object.hasOwn(params, name) ? String(params[name]) : all));
 }
 
 /** The English text of a key, looked up in common.json and then in the named catalogs. */
@@ -58,16 +58,28 @@ export function message(key: string, params: Params = {}, names: string[] = []):
   return Object.keys(params).length ? `${key} ${JSON.stringify(params)}` : key;
 }
 
-/** An error the user can act on: a catalog code (errors.<code>) and its parameters. */
+/**
+ * An error the user can act on: a catalog code (errors.<code>) and its parameters, optionally
+ * prefixed by where it happened (a property path such as msg.payload[3], the same in every language).
+ */
 export class MnistError extends Error {
   readonly code: string;
   readonly params: Params;
-  constructor(code: string, params: Params = {}) {
-    super(message(`errors.${code}`, params));
+  readonly where?: string;
+  constructor(code: string, params: Params = {}, where?: string) {
+    const text = message(`errors.${code}`, params);
+    super(where ? `${where}: ${text}` : text);
     this.name = 'MnistError';
     this.code = code;
     this.params = params;
+    this.where = where;
   }
+}
+
+/** The same error, said to have happened at `where`. */
+export function at(where: string, e: unknown): Error {
+  if (e instanceof MnistError) return new MnistError(e.code, e.params, e.where ? `${where}: ${e.where}` : where);
+  return new Error(`${where}: ${e instanceof Error ? e.message : String(e)}`);
 }
 
 /** A short quoted form of any value for an error message ("abc", 12, [object]). */

@@ -1,6 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
+import { MnistError } from './messages';
 import { SplitView, imagesTensor } from './dataset';
-import { LossName, lossFn } from './train';
+import { inferenceChunk } from './engine/budget';
+import { lossFn } from './engine/tfjs';
+import { activationsPerSample } from './model';
+import { LossName } from './engine/types';
 
 export interface Metrics {
   accuracy: number;
@@ -15,18 +19,20 @@ const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
 /** Accuracy, loss, per-class accuracy and the confusion matrix, in chunks that bound memory. */
 export async function evaluate(
-  model: tf.LayersModel, view: SplitView, classes: number, loss: LossName, signal?: AbortSignal, modelAlive?: () => boolean,
+  model: tf.LayersModel, view: SplitView, classes: number, loss: LossName, signal?: AbortSignal, modelAlive?: () => boolean, limitMB?: number,
 ): Promise<Metrics> {
-  if (view.count === 0) throw new Error('the test split is empty; raise the sample limit of mnist-dataset');
+  const chunk = inferenceChunk(activationsPerSample(model), CHUNK, limitMB);
+  if (view.count === 0) throw new MnistError('split-empty');
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   let lossSum = 0;
-  for (let lo = 0; lo < view.count; lo += CHUNK) {
-    if (signal?.aborted) throw new Error('evaluation stopped');
-    if (modelAlive && !modelAlive()) throw new Error('the model was freed during evaluation (its mlp-model node ran again or was redeployed)');
-    const hi = Math.min(lo + CHUNK, view.count);
+  for (let lo = 0; lo < view.count; lo += chunk) {
+    if (signal?.aborted) throw new MnistError('evaluation-stopped');
+    if (modelAlive && !modelAlive()) throw new MnistError('model-freed-evaluating');
+    const hi = Math.min(lo + chunk, view.count);
     const [pred, chunkLoss] = tf.tidy(() => {
       // One backend batch per chunk: predict()'s default of 32 would slice it 63 times.
-      const logits = model.predict(imagesTensor(view, lo, hi), { batchSize: hi - lo }) as tf.Tensor;
+      const dims = model.inputs[0].shape.slice(1).map(Number);
+      const logits = model.predict(imagesTensor(view, lo, hi).reshape([hi - lo, ...dims]), { batchSize: hi - lo }) as tf.Tensor;
       const oneHot = tf.oneHot(tf.tensor1d(view.labels.subarray(lo, hi), 'int32'), classes).toFloat();
       return [logits.argMax(1).dataSync(), lossFn(loss, oneHot, logits).dataSync()[0]] as const;
     });

@@ -4,12 +4,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { exportOnnx } from './engine/onnx-export';
+import { specOf } from './engine/spec';
+import { MnistError } from './messages';
 import { DIGITS, Normalization } from './dataset';
 import { ModelEntry, ModelMeta } from './model';
 
 export const MODEL_FILE = 'model.json';
 export const WEIGHTS_FILE = 'weights.bin';
 export const METADATA_FILE = 'metadata.json';
+export const ONNX_FILE = 'model.onnx';
 
 const SIDE = 28;
 const PIXELS = SIDE * SIDE;
@@ -26,6 +30,8 @@ export interface SavedMetadata {
   architecture?: unknown;
   training?: Record<string, unknown>;
   metrics?: Record<string, unknown>;
+  /** present when the model was also written as ONNX: the file and how to call it */
+  onnx?: { file: string; input: string; output: string };
   seed: number | null;
   package: { name: string; version: string };
   tfjs: string;
@@ -76,14 +82,14 @@ async function writeAtomic(file: string, data: Buffer | string): Promise<void> {
  * Saves model.json + weights.bin (the standard layers format any TensorFlow.js can load) and
  * metadata.json. model.json is renamed into place last, so its change marks a complete save.
  */
-export async function saveModel(entry: ModelEntry, folder: string): Promise<SaveResult> {
+export async function saveModel(entry: ModelEntry, folder: string, opts: { onnx?: boolean } = {}): Promise<SaveResult> {
   await fs.promises.mkdir(folder, { recursive: true });
   let artifacts: tf.io.ModelArtifacts | undefined;
   await entry.model.save(tf.io.withSaveHandler(async (a) => {
     artifacts = a;
     return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
   }));
-  if (!artifacts || !artifacts.modelTopology) throw new Error('the model could not be serialized');
+  if (!artifacts || !artifacts.modelTopology) throw new MnistError('model-not-serializable');
   const weights = weightBytes(artifacts.weightData);
   const modelJson = JSON.stringify({
     modelTopology: artifacts.modelTopology,
@@ -108,31 +114,43 @@ export async function saveModel(entry: ModelEntry, folder: string): Promise<Save
     tfjs: tf.version.tfjs,
     savedAt: new Date().toISOString(),
   };
+  // The same network as a standalone ONNX inference model: the normalization runs inside it.
+  let onnx: Uint8Array | undefined;
+  if (opts.onnx) {
+    const spec = { ...specOf(entry.model), inputShape: [meta.inputShape[0], meta.inputShape[1], 1] as [number, number, number] };
+    onnx = exportOnnx(spec, entry.model.getWeights().map((w) => w.dataSync() as Float32Array), meta.normalization, { classes: meta.classes });
+    metadata.onnx = {
+      file: ONNX_FILE,
+      input: spec.layers[0].kind === 'dense' ? `pixels: float32 [N, ${meta.inputShape[0] * meta.inputShape[1]}], 0-1, ink bright` : `pixels: float32 [N, 1, ${meta.inputShape[0]}, ${meta.inputShape[1]}], 0-1, ink bright`,
+      output: `probabilities: float32 [N, ${meta.classes.length}] (softmax); the normalization is applied inside`,
+    };
+  }
   const metadataJson = JSON.stringify(metadata, null, 2);
   await writeAtomic(path.join(folder, WEIGHTS_FILE), weights);
   await writeAtomic(path.join(folder, METADATA_FILE), metadataJson);
+  if (onnx) await writeAtomic(path.join(folder, ONNX_FILE), Buffer.from(onnx));
   await writeAtomic(path.join(folder, MODEL_FILE), modelJson);
   return {
     folder,
-    files: [MODEL_FILE, WEIGHTS_FILE, METADATA_FILE],
-    bytes: weights.length + Buffer.byteLength(modelJson) + Buffer.byteLength(metadataJson),
+    files: [MODEL_FILE, WEIGHTS_FILE, METADATA_FILE, ...(onnx ? [ONNX_FILE] : [])],
+    bytes: weights.length + Buffer.byteLength(modelJson) + Buffer.byteLength(metadataJson) + (onnx?.length ?? 0),
     metadata,
   };
 }
 
-function readJson(file: string, what: string): unknown {
+function readJson(file: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    throw new Error(`cannot read ${what} ${file}: ${(e as Error).message}`);
+    throw new MnistError('file-unreadable', { file, reason: (e as Error).message });
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${what} ${file} is broken: it is not valid JSON (${(e as Error).message}); save the model again`);
+    throw new MnistError('file-not-json', { file, reason: (e as Error).message });
   }
 }
 
@@ -152,10 +170,10 @@ export function takesMnistInput(shape: unknown[]): boolean {
 
 /** A manifest path must stay inside the model's folder (model.json is data, not a licence to read elsewhere). */
 function insideFolder(folder: string, rel: unknown): string {
-  if (typeof rel !== 'string' || rel === '') throw new Error(`model.json in ${folder} lists a weights file without a name; save the model again`);
+  if (typeof rel !== 'string' || rel === '') throw new MnistError('weights-unnamed', { folder });
   const file = path.resolve(folder, rel);
   if (path.relative(folder, file).startsWith('..') || path.isAbsolute(path.relative(folder, file))) {
-    throw new Error(`model.json in ${folder} points to weights outside its folder (${rel}); refusing to read it`);
+    throw new MnistError('weights-outside', { folder, path: rel });
   }
   return file;
 }
@@ -171,20 +189,21 @@ function isNormalization(x: unknown): x is Normalization {
  */
 export async function loadModel(folder: string): Promise<Loaded> {
   const modelFile = path.join(folder, MODEL_FILE);
-  const json = readJson(modelFile, 'model file') as Record<string, any> | undefined;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- TF.js model.json, checked field by field below
+  const json = readJson(modelFile) as Record<string, any> | undefined;
   if (json === undefined) {
-    throw new Error(`no saved model in ${folder}: ${MODEL_FILE} not found; save one there with a model-save node (or check the folder)`);
+    throw new MnistError('no-saved-model', { folder });
   }
   if (!json || typeof json !== 'object' || !json.modelTopology || typeof json.modelTopology !== 'object') {
-    throw new Error(`model file ${modelFile} is broken: it has no modelTopology, so it is not a TensorFlow.js layers model; save the model again`);
+    throw new MnistError('model-file-broken', { file: modelFile, reason: 'modelTopology' });
   }
   const manifest = json.weightsManifest;
-  if (!Array.isArray(manifest)) throw new Error(`model file ${modelFile} is broken: it has no weightsManifest; save the model again`);
+  if (!Array.isArray(manifest)) throw new MnistError('model-file-broken', { file: modelFile, reason: 'weightsManifest' });
   const weightSpecs: tf.io.WeightsManifestEntry[] = [];
   const buffers: Buffer[] = [];
   for (const group of manifest) {
     if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
-      throw new Error(`model file ${modelFile} is broken: a weightsManifest entry lacks paths or weights; save the model again`);
+      throw new MnistError('model-file-broken', { file: modelFile, reason: 'weightsManifest[].paths/weights' });
     }
     weightSpecs.push(...group.weights);
     for (const rel of group.paths) {
@@ -192,7 +211,7 @@ export async function loadModel(folder: string): Promise<Loaded> {
       try {
         buffers.push(await fs.promises.readFile(file));
       } catch (e) {
-        throw new Error(`the weights file ${file} named in ${MODEL_FILE} cannot be read (${(e as NodeJS.ErrnoException).code || (e as Error).message}); save the model again`);
+        throw new MnistError('weights-unreadable', { file, reason: (e as NodeJS.ErrnoException).code || (e as Error).message });
       }
     }
   }
@@ -202,21 +221,21 @@ export async function loadModel(folder: string): Promise<Loaded> {
   try {
     model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
   } catch (e) {
-    throw new Error(`model file ${modelFile} is broken: TensorFlow.js cannot build the model from it (${(e as Error).message}); save the model again`);
+    throw new MnistError('model-file-unbuildable', { file: modelFile, reason: (e as Error).message });
   }
 
   try {
     const inputShape = model.inputs[0].shape as unknown[];
     if (model.inputs.length !== 1 || !takesMnistInput(inputShape)) {
-      throw new Error(`the saved model takes ${shapeText(inputShape)} inputs; predict needs a model taking ${PIXELS} (${SIDE}x${SIDE}) values`);
+      throw new MnistError('saved-model-input', { shape: shapeText(inputShape), pixels: PIXELS, side: SIDE });
     }
     const outputShape = model.outputs[0].shape;
     const outputs = Number(outputShape[outputShape.length - 1]);
-    const saved = readJson(path.join(folder, METADATA_FILE), 'metadata file') as Partial<SavedMetadata> | undefined;
+    const saved = readJson(path.join(folder, METADATA_FILE)) as Partial<SavedMetadata> | undefined;
     const classes = Array.isArray(saved?.classes) ? saved!.classes.map(String)
       : outputs === DIGITS.length ? [...DIGITS] : Array.from({ length: outputs }, (_, i) => String(i));
     if (classes.length !== outputs) {
-      throw new Error(`${METADATA_FILE} in ${folder} names ${classes.length} classes but the model has ${outputs} outputs; save the model again`);
+      throw new MnistError('saved-model-classes', { folder, classes: classes.length, outputs });
     }
     const meta: ModelMeta = {
       classes,

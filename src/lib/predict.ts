@@ -1,4 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { inferenceChunk } from './engine/budget';
+import { MnistError, at, shown } from './messages';
+import { activationsPerSample, inputSize } from './model';
 import { ModelEntry } from './model';
 import { DEFAULT_IMAGE_LIMITS, ImageLimits, preprocessImage } from './image';
 
@@ -14,8 +17,10 @@ const MAX_BATCH = 100000;
 
 function checkNumber(v: unknown, where: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new Error(`${where} is ${typeof v === 'number' ? v : JSON.stringify(v)?.slice(0, 20)}; pixel values must be finite numbers (0-255 or 0-1)`);
+    throw new MnistError('pixel-not-finite', { where, value: typeof v === 'number' ? v : shown(v, 20) });
   }
+  // 0-1 or 0-255 are the forms the help promises; anything else would be a confident wrong answer.
+  if (v < 0 || v > 255) throw new MnistError('pixel-out-of-range', { where, value: v });
   return v;
 }
 
@@ -40,16 +45,16 @@ export function arrayInputs(payload: unknown, rows: number, cols: number): { pix
   const one = flatten(payload, rows, cols, 'msg.payload');
   if (one) return { pixels: [toUnit(one)], batch: false };
   const arr = Array.from(payload as ArrayLike<unknown>);
-  if (arr.length === 0) throw new Error('msg.payload is an empty array; send one image (784 numbers or 28x28) or a batch of them');
+  if (arr.length === 0) throw new MnistError('payload-empty-array', { pixels: rows * cols, rows, cols });
   const isArray = (x: unknown) => Array.isArray(x) || (ArrayBuffer.isView(x) && !Buffer.isBuffer(x));
   if (arr.every((x) => typeof x === 'number')) {
-    throw new Error(`msg.payload has ${arr.length} numbers; one image needs ${rows * cols} (or ${rows}x${cols} nested arrays)`);
+    throw new MnistError('payload-wrong-length', { count: arr.length, pixels: rows * cols, rows, cols });
   }
-  if (arr.length > MAX_BATCH) throw new Error(`msg.payload holds ${arr.length} images; send at most ${MAX_BATCH} per message`);
+  if (arr.length > MAX_BATCH) throw new MnistError('batch-too-big', { count: arr.length, max: MAX_BATCH });
   if (!arr.every(isArray)) return null; // e.g. a batch of encoded images
   const pixels = arr.map((x, i) => {
     const img = flatten(x, rows, cols, `msg.payload[${i}]`);
-    if (!img) throw new Error(`msg.payload[${i}] is not an image of ${rows * cols} numbers or ${rows}x${cols} nested arrays`);
+    if (!img) throw new MnistError('not-number-image', { where: `msg.payload[${i}]`, pixels: rows * cols, rows, cols });
     return toUnit(img);
   });
   return { pixels, batch: true };
@@ -65,11 +70,6 @@ function toUnit(values: ArrayLike<number>): Float32Array {
   return out;
 }
 
-/** Values one input of the model holds: 784 for [null,784] and for [null,28,28,1] alike. */
-export function inputSize(model: tf.LayersModel): number {
-  return model.inputs[0].shape.slice(1).reduce<number>((a, d) => a * Number(d), 1);
-}
-
 /** True when the model's last layer already ends in softmax (e.g. saved by plain tfjs code). */
 function endsInSoftmax(model: tf.LayersModel): boolean {
   const last = model.layers[model.layers.length - 1];
@@ -77,14 +77,26 @@ function endsInSoftmax(model: tf.LayersModel): boolean {
   return cfg?.activation === 'softmax' || last?.getClassName() === 'Softmax';
 }
 
-/** Class probabilities for n inputs: the models here output logits, so softmax unless the model did. */
-function probabilities(model: tf.LayersModel, floats: Float32Array, n: number): Float32Array {
-  const shape = [n, ...model.inputs[0].shape.slice(1).map(Number)];
-  return tf.tidy(() => {
-    // predict() would otherwise cut the input into batches of 32: 25x slower for 10k images.
-    const out = model.predict(tf.tensor(floats, shape), { batchSize: Math.max(n, 1) }) as tf.Tensor;
-    return (endsInSoftmax(model) ? out : tf.softmax(out)).dataSync() as Float32Array;
-  });
+/**
+ * Class probabilities for n inputs: the models here output logits, so softmax unless the model
+ * did. In chunks that fit the memory budget, each one backend batch (predict()'s default of 32
+ * would be 25x slower for 10k images).
+ */
+function probabilities(model: tf.LayersModel, floats: Float32Array, n: number, limitMB?: number): Float32Array {
+  const dims = model.inputs[0].shape.slice(1).map(Number);
+  const size = dims.reduce((a, b) => a * b, 1);
+  const chunk = inferenceChunk(activationsPerSample(model), 10000, limitMB);
+  let out: Float32Array | undefined;
+  for (let lo = 0; lo < n; lo += chunk) {
+    const hi = Math.min(lo + chunk, n);
+    const probs = tf.tidy(() => {
+      const logits = model.predict(tf.tensor(floats.subarray(lo * size, hi * size), [hi - lo, ...dims]), { batchSize: hi - lo }) as tf.Tensor;
+      return (endsInSoftmax(model) ? logits : tf.softmax(logits)).dataSync() as Float32Array;
+    });
+    out ??= new Float32Array(n * (probs.length / (hi - lo)));
+    out.set(probs, lo * (probs.length / (hi - lo)));
+  }
+  return out ?? new Float32Array(0);
 }
 
 export interface DecodedInputs {
@@ -110,11 +122,11 @@ export async function decodeInputs(
 ): Promise<DecodedInputs> {
   const { rows, cols } = opts;
   const image = async (x: Buffer | string, where: string) => {
-    if (rows !== 28 || cols !== 28) throw new Error(`images become 28x28 inputs but this model takes ${rows}x${cols}; send ${rows * cols} numbers instead`);
+    if (rows !== 28 || cols !== 28) throw new MnistError('image-model-shape', { rows, cols, pixels: rows * cols });
     try {
       return await preprocessImage(x, { preprocess: opts.preprocess, limits: opts.limits ?? DEFAULT_IMAGE_LIMITS });
     } catch (e) {
-      throw new Error(`${where}: ${(e as Error).message}`);
+      throw at(where, e);
     }
   };
   if (Buffer.isBuffer(payload) || typeof payload === 'string') {
@@ -124,12 +136,12 @@ export async function decodeInputs(
   const arrays = arrayInputs(payload, rows, cols);
   if (arrays) return { pixels: arrays.pixels, pngs: arrays.pixels.map(() => null), batch: arrays.batch };
   if (!Array.isArray(payload)) {
-    throw new Error(`msg.payload must be an image (Buffer, data URL or base64 string), ${rows * cols} numbers, ${rows}x${cols} nested arrays, a batch of those, or a dataset split handle`);
+    throw new MnistError('payload-kind', { pixels: rows * cols, rows, cols });
   }
   // A batch with at least one encoded image (arrayInputs took all-number batches).
   const out: DecodedInputs = { pixels: [], pngs: [], batch: true };
   for (let i = 0; i < payload.length; i++) {
-    if (opts.signal?.aborted) throw new Error('prediction stopped: the node was closed');
+    if (opts.signal?.aborted) throw new MnistError('predict-stopped');
     const x = payload[i];
     if (Buffer.isBuffer(x) || typeof x === 'string') {
       const r = await image(x, `msg.payload[${i}]`);
@@ -137,26 +149,48 @@ export async function decodeInputs(
       out.pngs.push(r.png);
     } else if (isNumberImage(x)) {
       const one = arrayInputs(x, rows, cols);
-      if (!one || one.batch) throw new Error(`msg.payload[${i}] is not an image of ${rows * cols} numbers or ${rows}x${cols} nested arrays`);
+      if (!one || one.batch) throw new MnistError('not-number-image', { where: `msg.payload[${i}]`, pixels: rows * cols, rows, cols });
       out.pixels.push(one.pixels[0]);
       out.pngs.push(null);
     } else {
-      throw new Error(`msg.payload[${i}] is ${x === null ? 'null' : typeof x}; each item of a batch must be an image (Buffer, data URL or base64 string) or ${rows * cols} numbers`);
+      throw new MnistError('batch-item-kind', { where: `msg.payload[${i}]`, type: x === null ? 'null' : typeof x, pixels: rows * cols });
     }
   }
   return out;
 }
 
-/** Softmax over the model for [0,1] pixel images, with the model's own normalization applied. */
-export function classify(entry: ModelEntry, images: Float32Array[], opts: { threshold?: number; topK?: number } = {}): Prediction[] {
+/** Softmax of one model for [0,1] pixel images, with the model's own normalization applied. */
+function modelProbabilities(entry: ModelEntry, images: Float32Array[], limitMB?: number): Float32Array {
   const size = inputSize(entry.model);
   const norm = entry.meta.normalization;
   const floats = new Float32Array(images.length * size);
   images.forEach((img, i) => {
-    if (img.length !== size) throw new Error(`the model takes ${size} inputs but an image has ${img.length} values`);
+    if (img.length !== size) throw new MnistError('image-size-mismatch', { inputs: size, values: img.length });
     for (let j = 0; j < size; j++) floats[i * size + j] = norm ? (img[j] - norm.mean) / norm.std : img[j];
   });
-  const probs = probabilities(entry.model, floats, images.length);
+  return probabilities(entry.model, floats, images.length, limitMB);
+}
+
+/** The most models one message may average (each runs the whole batch). */
+export const MAX_ENSEMBLE = 10;
+
+/**
+ * Predictions for [0,1] pixel images. Several models (an ensemble) must share classes and input
+ * shape; their probabilities are averaged, each model applying its own normalization.
+ */
+export function classify(models: ModelEntry | ModelEntry[], images: Float32Array[], opts: { threshold?: number; topK?: number; limitMB?: number } = {}): Prediction[] {
+  const entries = Array.isArray(models) ? models : [models];
+  const entry = entries[0];
+  for (const [i, other] of entries.entries()) {
+    const same = other.meta.classes.join('\u0000') === entry.meta.classes.join('\u0000') && inputSize(other.model) === inputSize(entry.model);
+    if (!same) throw new MnistError('ensemble-mismatch', { index: i, classes: other.meta.classes.length, inputs: inputSize(other.model), firstClasses: entry.meta.classes.length, firstInputs: inputSize(entry.model) });
+  }
+  const probs = modelProbabilities(entry, images, opts.limitMB);
+  for (const other of entries.slice(1)) {
+    const more = modelProbabilities(other, images, opts.limitMB);
+    for (let j = 0; j < probs.length; j++) probs[j] += more[j];
+  }
+  if (entries.length > 1) for (let j = 0; j < probs.length; j++) probs[j] /= entries.length;
   const k = Math.max(1, Math.min(opts.topK ?? 3, entry.meta.classes.length));
   const classes = probs.length / images.length;
   return images.map((_, i) => {

@@ -5,6 +5,8 @@
  * when that node runs again or closes.
  */
 
+import { MnistError } from './messages';
+
 export type Kind = 'split' | 'model';
 
 export interface Handle {
@@ -21,7 +23,6 @@ interface Entry {
   busy?: string;
 }
 
-const MAKERS: Record<Kind, string> = { split: 'mnist-dataset (or normalize)', model: 'mlp-model' };
 
 const entries = new Map<string, Entry>();
 let counter = 0;
@@ -38,13 +39,9 @@ function isHandle(x: unknown): x is Handle {
 
 /** The object behind a handle, or a clear error that says which node to run again. */
 export function resolve<T>(handle: unknown, kind: Kind, what = kind === 'model' ? 'msg.model' : 'the dataset split'): T {
-  if (!isHandle(handle) || handle.kind !== kind) {
-    throw new Error(`${what} is not a ${kind} handle; wire a ${MAKERS[kind]} node before this one`);
-  }
+  if (!isHandle(handle) || handle.kind !== kind) throw new MnistError(`not-a-${kind}`, { what });
   const entry = entries.get(handle.id);
-  if (!entry || entry.kind !== kind) {
-    throw new Error(`${what} (${handle.id}) is gone: the node that made it ran again, was redeployed or closed; re-run the ${MAKERS[kind]} node`);
-  }
+  if (!entry || entry.kind !== kind) throw new MnistError(`${kind}-gone`, { what, id: handle.id });
   return entry.value as T;
 }
 
@@ -52,11 +49,11 @@ export function isAlive(handle: Handle): boolean {
   return entries.has(handle.id);
 }
 
-/** Marks an entry as in use (e.g. a model being trained); returns a release function. */
+/** Marks an entry as in use by a node (e.g. a model being trained); returns a release function. */
 export function acquire(handle: Handle, user: string): () => void {
   const entry = entries.get(handle.id);
-  if (!entry) throw new Error(`${handle.kind} ${handle.id} is gone; re-run the ${MAKERS[handle.kind]} node`);
-  if (entry.busy) throw new Error(`this ${handle.kind} is busy (${entry.busy}); wait for it to finish or stop it first`);
+  if (!entry) throw new MnistError(`${handle.kind}-gone`, { what: handle.kind, id: handle.id });
+  if (entry.busy) throw new MnistError('handle-busy', { what: handle.kind, by: entry.busy });
   entry.busy = user;
   return () => { if (entry.busy === user) entry.busy = undefined; };
 }

@@ -1,28 +1,22 @@
+// Training as the nodes and the bench call it: the model's spec, weights and the split go to a
+// worker thread (src/lib/engine/), and the trained weights come back into the same tfjs model,
+// so predict, evaluate, plot and model-save never care which engine trained it.
 import * as tf from '@tensorflow/tfjs';
-import { SplitView, imagesTensor } from './dataset';
-import { permutation, rng } from './random';
+import { SplitView } from './dataset';
+import { checkTraining } from './engine/budget';
+import { EnginePreference } from './engine/pick';
+import { RunHooks, runInWorker } from './engine/run';
+import { specOf } from './engine/spec';
+import type { Validation } from './engine/driver';
+import { HeldOut, History, Progress, TrainData, TrainOptions } from './engine/types';
+import { MnistError } from './messages';
 
-export type OptimizerName = 'sgd' | 'adam';
-export type LossName = 'mse' | 'crossentropy';
+/**
+ * Held-out samples measured after every epoch: the last `fraction` of the training split (it is
+ * then not trained on), or another split (e.g. the test split); `patience` turns on early stopping.
+ */
+export interface ValidationSetup { fraction?: number; view?: SplitView; patience?: number }
 
-export interface TrainOptions {
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-  momentum: number;
-  optimizer: OptimizerName;
-  loss: LossName;
-  shuffle: boolean;
-  seed: number;
-}
-
-export const TRAIN_DEFAULTS: TrainOptions = {
-  epochs: 3, batchSize: 512, learningRate: 0.005, momentum: 0.9, optimizer: 'sgd', loss: 'mse', shuffle: true, seed: 0,
-};
-
-export interface Progress { epoch: number; epochs: number; batch: number; batches: number; loss: number; samplesPerSecond: number }
-export interface EpochRecord { epoch: number; loss: number; seconds: number }
-export interface History { loss: number[]; epochs: EpochRecord[]; batchesPerEpoch: number }
 export interface TrainResult {
   history: History;
   seconds: number;
@@ -30,158 +24,98 @@ export interface TrainResult {
   samplesPerSecond: number;
   finalLoss: number;
   stopped: boolean;
+  stoppedEarly?: boolean;
+  bestEpoch?: number;
+  /** samples trained on and held out */
+  trainedOn: number;
+  heldOut: number;
+  /** the engine that trained: 'native', or the tfjs backend ('wasm', 'cpu', 'tensorflow') */
+  engine: string;
+  threads: number;
 }
 
-export interface TrainHooks {
+export interface TrainHooks extends RunHooks {
   onBatch?: (p: Progress) => void;
-  onEpoch?: (e: EpochRecord, epochs: number) => void;
-  signal?: AbortSignal;
-  /** Checked between batches: false when the model was freed under us (its node closed). */
+  validation?: ValidationSetup;
+  /** false once the model was freed under us (its node ran again or closed): training ends */
   modelAlive?: () => boolean;
+  engine?: EnginePreference;
+  /** native engine threads (default: every core) */
+  threads?: number;
+  /** the memory one run may take (setting mnistMemoryLimitMB) */
+  memoryLimitMB?: number;
+  /** the tfjs backend the worker starts (a setting or MNIST_TF_BACKEND) */
+  backend?: string;
 }
 
-/** Validates and completes options: flows written by hand or by tools may omit or mistype any. */
-export function trainOptions(...sources: Array<Partial<Record<keyof TrainOptions, unknown>> | undefined>): TrainOptions {
-  const merged: Record<string, unknown> = { ...TRAIN_DEFAULTS };
-  // Only the known options: a message may carry anything, even an own "__proto__" key.
-  for (const s of sources) {
-    for (const [k, v] of Object.entries(s || {})) if (Object.hasOwn(TRAIN_DEFAULTS, k) && v !== undefined && v !== '' && v !== null) merged[k] = v;
+/** The training data, and the held-out samples when validation is asked for. */
+function heldOut(view: SplitView, classes: number, setup?: ValidationSetup): { data: TrainData; validation?: Validation } {
+  const size = view.rows * view.cols;
+  const data: TrainData = { images: view.images, labels: view.labels, count: view.count, rows: view.rows, cols: view.cols, normalization: view.normalization, classes };
+  if (!setup || (!setup.view && !setup.fraction)) return { data };
+  let held: HeldOut;
+  if (setup.view) {
+    const v = setup.view;
+    if (v.rows !== view.rows || v.cols !== view.cols || v.classes !== view.classes) {
+      throw new MnistError('validation-mismatch', { rows: v.rows, cols: v.cols, classes: v.classes, trainRows: view.rows, trainCols: view.cols, trainClasses: view.classes });
+    }
+    if (JSON.stringify(v.normalization) !== JSON.stringify(view.normalization)) throw new MnistError('validation-normalization');
+    held = { images: v.images, labels: v.labels, count: v.count };
+  } else {
+    // The last samples of the split (mnist-dataset shuffles it with its seed), never trained on.
+    const k = Math.round(view.count * setup.fraction!);
+    if (k < 1 || view.count - k < 1) throw new MnistError('validation-too-small', { count: view.count, fraction: setup.fraction! });
+    const n = view.count - k;
+    data.count = n;
+    data.images = view.images.subarray(0, n * size);
+    data.labels = view.labels.subarray(0, n);
+    held = { images: view.images.subarray(n * size, view.count * size), labels: view.labels.subarray(n, view.count), count: k };
   }
-  const num = (k: string, ok: (n: number) => boolean, hint: string) => {
-    const n = Number(merged[k]);
-    if (!Number.isFinite(n) || !ok(n)) throw new Error(`${k} ${JSON.stringify(merged[k])} is invalid: ${hint}`);
-    return n;
-  };
-  const opts: TrainOptions = {
-    epochs: num('epochs', (n) => Number.isInteger(n) && n >= 1 && n <= 1000, 'use a whole number from 1 to 1000'),
-    batchSize: num('batchSize', (n) => Number.isInteger(n) && n >= 1 && n <= 65536, 'use a whole number from 1 to 65536'),
-    learningRate: num('learningRate', (n) => n > 0 && n <= 100, 'use a positive number such as 0.005'),
-    momentum: num('momentum', (n) => n >= 0 && n < 1, 'use a number from 0 (none) to below 1, such as 0.9'),
-    seed: num('seed', Number.isInteger, 'use a whole number'),
-    optimizer: merged.optimizer as OptimizerName,
-    loss: merged.loss as LossName,
-    shuffle: merged.shuffle !== false && merged.shuffle !== 'false',
-  };
-  if (opts.optimizer !== 'sgd' && opts.optimizer !== 'adam') throw new Error(`optimizer ${JSON.stringify(merged.optimizer)} is invalid: use "sgd" or "adam"`);
-  if (opts.loss !== 'mse' && opts.loss !== 'crossentropy') throw new Error(`loss ${JSON.stringify(merged.loss)} is invalid: use "mse" or "crossentropy"`);
-  return opts;
+  return { data, validation: { held, patience: setup.patience } };
 }
 
-function makeOptimizer(o: TrainOptions): tf.Optimizer {
-  if (o.optimizer === 'adam') return tf.train.adam(o.learningRate);
-  return o.momentum > 0 ? tf.train.momentum(o.learningRate, o.momentum) : tf.train.sgd(o.learningRate);
-}
-
-/**
- * optimizer.dispose() leaves its own scalars (learning-rate and momentum constants) behind;
- * a flow that trains for months would leak them on every run.
- */
-export function disposeOptimizer(opt: tf.Optimizer): void {
-  opt.dispose();
-  for (const v of Object.values(opt)) if (v instanceof tf.Tensor && !v.isDisposed) v.dispose();
-}
-
-export function lossFn(name: LossName, oneHot: tf.Tensor, logits: tf.Tensor): tf.Scalar {
-  return name === 'mse'
-    ? tf.losses.meanSquaredError(oneHot, logits) as tf.Scalar
-    : tf.losses.softmaxCrossEntropy(oneHot, logits) as tf.Scalar;
-}
-
-const nextTick = () => new Promise<void>((r) => setImmediate(r));
-
-/**
- * A loss this many times the first batch's counts as diverged even while finite: a too-large
- * step (Adam especially) can throw the weights far off without ever overflowing.
- */
-const RUNAWAY = 1000;
-
-function weightsFinite(model: tf.LayersModel): boolean {
-  return tf.tidy(() => model.getWeights().every((w) => w.isFinite().all().dataSync()[0] === 1));
-}
-
-function snapshot(model: tf.LayersModel): tf.Tensor[] {
-  return model.getWeights().map((w) => w.clone());
-}
-
-/**
- * Mini-batch training that keeps the split on the backend as one tensor and gathers each batch
- * by index there: no per-batch float copies in JS. Yields to the event loop between batches so
- * Node-RED stays responsive and a stop or redeploy is seen within one batch.
- */
 export async function train(model: tf.LayersModel, view: SplitView, classes: number, options: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const n = view.count;
-  if (n === 0) throw new Error('the training split is empty; raise the sample limit of mnist-dataset');
-  const batchSize = Math.min(options.batchSize, n);
-  const batches = Math.ceil(n / batchSize);
-  const history: History = { loss: [], epochs: [], batchesPerEpoch: batches };
-  const xs = imagesTensor(view);
-  const ys = tf.tensor1d(view.labels, 'int32');
-  const optimizer = makeOptimizer(options);
-  const started = Date.now();
-  let samples = 0;
-  let stopped = false;
-  // The weights as they were when the current epoch began: a diverging epoch puts them back, so
-  // the model is never left full of NaN (the error says so).
-  let saved: tf.Tensor[] = [];
-  let firstLoss: number | undefined;
-  const diverged = (what: string, epoch: number) => {
-    model.setWeights(saved);
-    return new Error(`training diverged: ${what} at epoch ${epoch}; the model's weights were put back as they were before epoch ${epoch}. `
-      + `Use a smaller learning rate (now ${options.learningRate}${options.optimizer === 'sgd' ? ', e.g. 0.005' : ', e.g. 0.001'})`);
+  if (view.count === 0) throw new MnistError('split-empty');
+  const spec = { ...specOf(model), inputShape: [view.rows, view.cols, 1] as [number, number, number] };
+  const { data, validation } = heldOut(view, classes, hooks.validation);
+  checkTraining(spec, data.count + (validation?.held.count ?? 0), options.batchSize, options.optimizer, options.momentum, hooks.memoryLimitMB);
+  const weights = model.getWeights().map((w) => (w.dataSync() as Float32Array).slice());
+  // A model freed mid-run (its node ran again or closed) ends the run at once.
+  const controller = new AbortController();
+  const relay = () => controller.abort(hooks.signal?.reason);
+  hooks.signal?.addEventListener('abort', relay);
+  if (hooks.signal?.aborted) relay();
+  let freed = false;
+  const alive = () => {
+    if (hooks.modelAlive && !hooks.modelAlive() && !freed) { freed = true; controller.abort('freed'); }
+    return !freed;
   };
   try {
-    for (let epoch = 1; epoch <= options.epochs && !stopped; epoch++) {
-      for (const t of saved) t.dispose();
-      saved = snapshot(model);
-      const epochStart = Date.now();
-      const order = options.shuffle ? permutation(n, rng(options.seed * 7919 + epoch)) : null;
-      let epochLoss = 0;
-      let seen = 0;
-      for (let b = 0; b < batches; b++) {
-        if (hooks.signal?.aborted) { stopped = true; break; }
-        if (hooks.modelAlive && !hooks.modelAlive()) throw new Error('the model was freed during training (its mlp-model node ran again or was redeployed)');
-        const lo = b * batchSize;
-        const hi = Math.min(lo + batchSize, n);
-        const lossValue = tf.tidy(() => {
-          const idx = order ? tf.tensor1d(order.subarray(lo, hi), 'int32') : null;
-          const x = idx ? tf.gather(xs, idx) : xs.slice([lo, 0], [hi - lo, -1]);
-          const y = tf.oneHot(idx ? tf.gather(ys, idx) : ys.slice([lo], [hi - lo]), classes).toFloat();
-          const loss = optimizer.minimize(() => lossFn(options.loss, y, model.apply(x, { training: true }) as tf.Tensor), true) as tf.Scalar;
-          return loss.dataSync()[0];
-        });
-        if (!Number.isFinite(lossValue)) throw diverged(`the loss became ${lossValue} in batch ${b + 1}`, epoch);
-        firstLoss ??= Math.max(lossValue, 1e-3);
-        if (lossValue > RUNAWAY * firstLoss) {
-          throw diverged(`the loss grew from ${firstLoss.toPrecision(3)} to ${lossValue.toPrecision(3)} in batch ${b + 1}`, epoch);
-        }
-        history.loss.push(lossValue);
-        epochLoss += lossValue * (hi - lo);
-        seen += hi - lo;
-        samples += hi - lo;
-        hooks.onBatch?.({ epoch, epochs: options.epochs, batch: b + 1, batches, loss: lossValue, samplesPerSecond: samples / Math.max((Date.now() - started) / 1000, 1e-3) });
-        await nextTick();
-      }
-      if (seen > 0) {
-        // The last update of an epoch can overflow the weights without any loss showing it yet.
-        if (!weightsFinite(model)) throw diverged('the weights became NaN or infinite', epoch);
-        const record = { epoch, loss: epochLoss / seen, seconds: (Date.now() - epochStart) / 1000 };
-        history.epochs.push(record);
-        hooks.onEpoch?.(record, options.epochs);
-      }
-    }
+    const r = await runInWorker({
+      engine: hooks.engine ?? 'auto', backend: hooks.backend, threads: hooks.threads, spec, weights, options, data, validation,
+    }, {
+      signal: controller.signal,
+      onEngine: hooks.onEngine,
+      onEpoch: hooks.onEpoch,
+      onBatch: (p) => { if (alive()) hooks.onBatch?.(p); },
+    }).catch((e) => { throw freed ? new MnistError('model-freed-training') : e; });
+    if (!alive()) throw new MnistError('model-freed-training');
+    tf.tidy(() => model.setWeights(r.weights.map((w, i) => tf.tensor(w, model.weights[i].shape as number[]))));
+    return {
+      history: r.history,
+      seconds: r.seconds,
+      samples: r.samples,
+      samplesPerSecond: r.samples / Math.max(r.seconds, 1e-3),
+      finalLoss: r.history.loss.length ? r.history.loss[r.history.loss.length - 1] : NaN,
+      stopped: r.stopped,
+      stoppedEarly: r.stoppedEarly,
+      bestEpoch: r.bestEpoch,
+      trainedOn: data.count,
+      heldOut: validation?.held.count ?? 0,
+      engine: r.engine,
+      threads: r.threads,
+    };
   } finally {
-    for (const t of saved) t.dispose();
-    xs.dispose();
-    ys.dispose();
-    disposeOptimizer(optimizer);
+    hooks.signal?.removeEventListener('abort', relay);
   }
-  const seconds = (Date.now() - started) / 1000;
-  return {
-    history,
-    seconds,
-    samples,
-    samplesPerSecond: samples / Math.max(seconds, 1e-3),
-    finalLoss: history.loss.length ? history.loss[history.loss.length - 1] : NaN,
-    stopped,
-  };
 }

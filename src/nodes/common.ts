@@ -1,11 +1,19 @@
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { initBackend } from '../lib/backend';
-import { SplitView } from '../lib/dataset';
-import { ModelEntry, describe } from '../lib/model';
+import { initBackend, noteFailure } from '../lib/backend';
+import { DEFAULT_MEMORY_MB } from '../lib/engine/budget';
+import { STOP } from '../lib/engine/run';
+import { DIGITS, SplitView } from '../lib/dataset';
+import { MnistError, Params, message } from '../lib/messages';
+import { ModelEntry, describe, inputSize } from '../lib/model';
 import * as registry from '../lib/registry';
+import { OPTIONS, Values, readOptions } from './options';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a message carries whatever flows put in it; nodes check what they read
 export type Msg = NodeMessageInFlow & Record<string, any>;
 export type Output = NodeMessage | null | Array<NodeMessage | null>;
+
+/** Text in the user's language: a catalog key (common.json or the node's own) and its parameters. */
+export type T = (key: string, params?: Params) => string;
 
 export interface Job {
   msg: Msg;
@@ -13,7 +21,11 @@ export interface Job {
   /** Aborted by close/redeploy (and by msg.stop where a node supports it). */
   signal: AbortSignal;
   backend: string;
-  status: (text: string, fill?: NodeStatus['fill']) => void;
+  /** the memory one operation may take (setting mnistMemoryLimitMB) */
+  memoryMB: number;
+  t: T;
+  /** Sets a blue (or other) status from a catalog key. */
+  status: (key: string, params?: Params, fill?: NodeStatus['fill']) => void;
   send: (out: Output) => void;
 }
 
@@ -26,6 +38,34 @@ export interface Runner {
   queue?: number;
   /** Text for the status once a run succeeds. */
   doneText?: (out: Output, job: Job) => string;
+}
+
+/**
+ * Node-RED's RED._ for this node's catalog (locales/<lang>/<type>.json, common.json merged in at
+ * build time), in the runtime's language. Where no catalog is loaded (the test helper's RED._
+ * returns the key), the English text from locales/en-US is used.
+ */
+export function translator(RED: NodeAPI, type: string): T {
+  const _ = (RED as unknown as { _?: (key: string, params?: Params) => string })._;
+  return (key, params = {}) => {
+    const text = _?.(key, params);
+    return typeof text === 'string' && text !== '' && text !== key ? text : message(key, params, [type]);
+  };
+}
+
+/** An error in the user's language: MnistError codes are translated, anything else is kept. */
+export function translateError(t: T, e: unknown): Error {
+  // tfjs's own words when a model was freed under a running operation: say what happened instead.
+  if (e instanceof Error && !(e instanceof MnistError) && /is already disposed|Tensor is disposed/.test(e.message)) {
+    e = new MnistError('model-freed-in-use');
+  }
+  if (e instanceof MnistError) {
+    const text = t(`errors.${e.code}`, e.params);
+    const err = new Error(e.where ? `${e.where}: ${text}` : text) as Error & { code?: string };
+    err.code = e.code;
+    return err;
+  }
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 /** Short form of an error for the node status (the full one goes to done(err)). */
@@ -42,29 +82,37 @@ type Send = (out: NodeMessage | Array<NodeMessage | null>) => void;
  * close: stop the job, free what the node made (registry), and finish within Node-RED's 15 s.
  */
 export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
+  const t = translator(RED, node.type);
   let running: { controller: AbortController; promise: Promise<void> } | null = null;
   let closed = false;
   const waiting: Array<{ msg: Msg; send: Send; done: Done }> = [];
   const settings = RED.settings as unknown as Record<string, unknown>;
+  const memoryMB = Number(settings.mnistMemoryLimitMB) > 0 ? Number(settings.mnistMemoryLimitMB) : DEFAULT_MEMORY_MB;
 
   const start = (msg: Msg, send: Send, done: Done) => {
     const controller = new AbortController();
     const promise = (async () => {
       try {
-        if (!waiting.length) node.status({ fill: 'blue', shape: 'dot', text: 'working…' });
-        const backend = await initBackend(settings.mnistBackend as string | undefined, (m) => RED.log.info(m));
+        if (!waiting.length) node.status({ fill: 'blue', shape: 'dot', text: t('status.working') });
+        const backend = await initBackend(settings.mnistBackend as string | undefined, (key, params) => RED.log.info(t(key, params)));
         const job: Job = {
-          msg, node, signal: controller.signal, backend,
-          status: (text, fill = 'blue') => node.status({ fill, shape: fill === 'blue' ? 'dot' : 'ring', text }),
+          msg, node, signal: controller.signal, backend, t, memoryMB,
+          status: (key, params, fill = 'blue') => node.status({ fill, shape: fill === 'blue' ? 'dot' : 'ring', text: t(key, params) }),
           send: (out) => { if (!closed && out) send(out as NodeMessage); },
         };
         const out = await runner.run(job);
         if (closed) return done();
         if (out) send(out as NodeMessage);
-        node.status({ fill: 'green', shape: 'dot', text: runner.doneText ? runner.doneText(out, job) : 'done' });
+        node.status({ fill: 'green', shape: 'dot', text: runner.doneText ? runner.doneText(out, job) : t('status.done') });
         done();
       } catch (e) {
-        const err = e instanceof Error ? e : new Error(String(e));
+        // msg.stop on a node without partial results (a download, say): stopped, not failed.
+        if (controller.signal.reason === STOP && !closed) {
+          node.status({ fill: 'yellow', shape: 'ring', text: t('status.stopped') });
+          return done();
+        }
+        noteFailure(e);
+        const err = translateError(t, e);
         if (!closed) node.status({ fill: 'red', shape: 'ring', text: short(err.message) });
         done(err);
       } finally {
@@ -79,10 +127,10 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
   node.on('input', (msg: Msg, send: Send, done: Done) => {
     if (runner.stoppable && msg.stop === true) {
       if (running) {
-        running.controller.abort();
-        node.status({ fill: 'yellow', shape: 'ring', text: 'stopping…' });
+        running.controller.abort(STOP);
+        node.status({ fill: 'yellow', shape: 'ring', text: t('status.stopping') });
       } else {
-        node.warn('nothing to stop: no training is running');
+        node.warn(t('warnings.nothing-to-stop'));
       }
       return done();
     }
@@ -91,14 +139,14 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
       waiting.push({ msg, send, done });
       return;
     }
-    if (runner.queue) return done(new Error(`busy: ${waiting.length} messages are already waiting; try again later`));
-    node.warn('still busy with the previous message; this one was ignored (send msg.stop = true to stop the running one)');
+    if (runner.queue) return done(translateError(t, new MnistError('busy', { waiting: waiting.length })));
+    node.warn(t(runner.stoppable ? 'warnings.busy-stoppable' : 'warnings.busy'));
     done();
   });
 
   node.on('close', (_removed: boolean, done: () => void) => {
     closed = true;
-    for (const w of waiting.splice(0)) w.done(new Error('the node was closed or redeployed before this message was handled'));
+    for (const w of waiting.splice(0)) w.done(translateError(t, new MnistError('closed-before-handled')));
     const current = running;
     current?.controller.abort();
     const finish = () => {
@@ -112,25 +160,23 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
   });
 }
 
-/** Config fields arrive as strings from the editor, or missing from hand-written flows. */
-export function num(value: unknown, fallback: number): number {
-  if (value === undefined || value === null || value === '') return fallback;
-  const n = Number(value);
-  return Number.isFinite(n) ? n : NaN;
-}
-
-export function bool(value: unknown, fallback: boolean): boolean {
-  if (value === undefined || value === null || value === '') return fallback;
-  return value === true || value === 'true';
+/** A node's options from its configuration and (where its table allows) the message. */
+export function options<K extends keyof typeof OPTIONS>(type: K, config: object, msg?: Msg): Values<typeof OPTIONS[K]> {
+  return readOptions(OPTIONS[type], config as Record<string, unknown>, msg);
 }
 
 /** msg.dataset with the named split resolved, or a clear error. */
 export function needDataset(msg: Msg): { name: string; classes: string[]; train?: registry.Handle; test?: registry.Handle; normalization?: unknown } {
   const ds = msg.dataset;
-  if (!ds || typeof ds !== 'object' || !Array.isArray(ds.classes)) {
-    throw new Error('msg.dataset is missing: wire an mnist-dataset node (and normalize) before this node');
-  }
+  if (!ds || typeof ds !== 'object' || !Array.isArray(ds.classes)) throw new MnistError('no-dataset');
   return ds;
+}
+
+/** The split `which` of msg.dataset, resolved, or an error that says how to load it. */
+export function needSplit(msg: Msg, which: 'train' | 'test'): SplitView {
+  const ds = needDataset(msg);
+  if (!ds[which]) throw new MnistError('no-split', { split: which });
+  return registry.resolve<SplitView>(ds[which], 'split', `msg.dataset.${which}`);
 }
 
 /** Registers a split and returns its JSON-safe handle. */
@@ -138,6 +184,23 @@ export function splitHandle(owner: string, dataset: string, which: string, view:
   return registry.register(owner, 'split', view, {
     name: dataset, split: which, count: view.count, shape: [view.rows, view.cols], normalization: view.normalization,
   });
+}
+
+/**
+ * What a model-building node needs from msg.dataset: the class names and the image shape of the
+ * real split (a message's own summary fields could claim anything), or MNIST's without a dataset.
+ * Refuses while the node's previous model is still being trained or saved.
+ */
+export function modelInputs(msg: Msg, owner: string): { classes: string[]; inputShape: [number, number]; normalization: SplitView['normalization'] } {
+  const busy = registry.busyOf(owner);
+  if (busy) throw new MnistError('model-in-use', { by: busy });
+  const ds = msg.dataset === undefined || msg.dataset === null ? undefined : needDataset(msg);
+  const classes: string[] = ds ? ds.classes.map(String) : DIGITS;
+  if (classes.length < 2 || classes.length > 256) throw new MnistError('class-count', { count: classes.length });
+  const which = ds?.train ? 'train' : ds?.test ? 'test' : undefined;
+  const view = which ? registry.resolve<SplitView>(ds![which], 'split', `msg.dataset.${which}`) : undefined;
+  if (view && view.classes !== classes.length) throw new MnistError('class-names-mismatch', { names: classes.length, classes: view.classes });
+  return { classes, inputShape: view ? [view.rows, view.cols] : [28, 28], normalization: view?.normalization ?? null };
 }
 
 /** Registers a model (owned by `owner`) and returns its handle; the registry frees it later. */
@@ -148,12 +211,12 @@ export function modelHandle(owner: string, entry: ModelEntry): registry.Handle {
   }, () => entry.model.dispose());
 }
 
-/** Checks that a model fits a split (input size and classes) and says how to fix it if not. */
-export function checkFit(entry: ModelEntry, view: SplitView, classes: number): void {
-  const inputSize = Number(entry.model.inputs[0].shape[1]);
+/** Checks that a model fits a split (input size and the split's own classes) and says how to fix it if not. */
+export function checkFit(entry: ModelEntry, view: SplitView): void {
+  const classes = view.classes;
+  const inputs = inputSize(entry.model);
   const outputs = Number(entry.model.outputs[0].shape[1]);
-  if (inputSize !== view.rows * view.cols) {
-    throw new Error(`the model takes ${inputSize} inputs but the images have ${view.rows}x${view.cols} = ${view.rows * view.cols} pixels; build the model from this dataset`);
-  }
-  if (outputs !== classes) throw new Error(`the model has ${outputs} outputs but the dataset has ${classes} classes; build the model from this dataset`);
+  const pixels = view.rows * view.cols;
+  if (inputs !== pixels) throw new MnistError('model-input-mismatch', { inputs, rows: view.rows, cols: view.cols, pixels });
+  if (outputs !== classes) throw new MnistError('model-classes-mismatch', { outputs, classes });
 }

@@ -1,60 +1,49 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import * as path from 'path';
 import { Dataset, SourceKind, Splits, loadDataset } from '../lib/dataset';
+import { MnistError } from '../lib/messages';
+import { loadSamples } from '../lib/samples';
 import * as registry from '../lib/registry';
-import { attach, bool, num, splitHandle } from './common';
-
-interface Config extends NodeDef {
-  source?: SourceKind; folder?: string; url?: string; splits?: Splits;
-  limit?: string | number; shuffle?: boolean | string; seed?: string | number; classes?: string;
-  allowMsgPath?: boolean | string;
-}
+import { attach, options, splitHandle } from './common';
 
 export = (RED: NodeAPI) => {
-  function MnistDatasetNode(this: Node, config: Config) {
+  function MnistDatasetNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir || process.cwd();
-    const allowMsgPath = bool(config.allowMsgPath, false);
     attach(RED, node, {
-      async run({ msg, signal, status }) {
+      stoppable: true,
+      async run({ msg, signal, status, t }) {
+        const o = options('mnist-dataset', config, msg);
         // Paths are read from the node's own configuration; a message may choose one only when
         // the user ticked "allow msg.folder / msg.url" (a flow may feed messages from outside).
-        let source = config.source || 'embedded';
-        let folder = config.folder;
-        let url = config.url;
+        let source = o.source as SourceKind;
+        let { folder, url } = o;
         const fromMsg = (['folder', 'url'] as const).filter((k) => msg[k] !== undefined && msg[k] !== null);
-        if (fromMsg.length && !allowMsgPath) {
-          throw new Error(`msg.${fromMsg[0]} was refused: this node does not take paths from messages; tick "allow msg.folder / msg.url" in its settings to allow it`);
-        }
-        if (fromMsg.length > 1) throw new Error('msg.folder and msg.url were both set: send one of them');
+        if (fromMsg.length && !o.allowMsgPath) throw new MnistError('msg-path-refused', { key: fromMsg[0] });
+        if (fromMsg.length > 1) throw new MnistError('msg-path-both');
         const [key] = fromMsg;
         if (key) {
           const value = msg[key];
-          if (typeof value !== 'string' || !value.trim()) throw new Error(`msg.${key} must be a non-empty string`);
+          if (typeof value !== 'string' || !value.trim()) throw new MnistError('msg-path-empty', { key });
           source = key;
           if (key === 'folder') folder = value.trim(); else url = value.trim();
         }
-        if (!['embedded', 'folder', 'url'].includes(source)) throw new Error(`source "${source}" is invalid: use embedded, folder or url`);
-        const limit = num(msg.limit ?? config.limit, 0);
-        if (!Number.isInteger(limit) || limit < 0) throw new Error(`sample limit ${JSON.stringify(msg.limit ?? config.limit)} is invalid: use a whole number (0 = all samples)`);
-        const seed = num(config.seed, 0);
-        if (!Number.isInteger(seed)) throw new Error(`seed ${JSON.stringify(config.seed)} is invalid: use a whole number`);
-        const splits = config.splits || 'both';
-        if (!['both', 'train', 'test'].includes(splits)) throw new Error(`splits "${splits}" is invalid: use both, train or test`);
-        status('loading…');
+        status('mnist-dataset.status.loading');
         const data: Dataset = await loadDataset({
           source,
           folder: folder ? path.resolve(userDir, folder) : undefined,
           url,
           cacheDir: path.join(userDir, '.mnist-cache'),
-          splits,
-          limit,
-          shuffle: bool(config.shuffle, true),
-          seed,
-          classes: (config.classes || '').split(',').map((s) => s.trim()).filter(Boolean),
+          splits: o.splits as Splits,
+          limit: o.limit,
+          shuffle: o.shuffle,
+          seed: o.seed,
+          classes: o.classes.split(',').map((s) => s.trim()).filter(Boolean),
           signal,
+          samples: o.samples.trim() ? { items: loadSamples(path.resolve(userDir, o.samples.trim())), repeat: o.samplesRepeat } : undefined,
         });
+        for (const note of data.notes) node.warn(t(`warnings.${note.code}`, note.params));
         registry.disposeOwner(node.id); // the previous run's splits
         const handles: Record<string, registry.Handle> = {};
         for (const which of ['train', 'test'] as const) {
@@ -72,9 +61,10 @@ export = (RED: NodeAPI) => {
         };
         return msg;
       },
-      doneText: (out) => {
+      doneText: (out, { t }) => {
         const p = (out as { payload: { train: { count: number } | null; test: { count: number } | null } }).payload;
-        return [p.train && `${p.train.count} train`, p.test && `${p.test.count} test`].filter(Boolean).join(' · ');
+        return [p.train && t('mnist-dataset.status.train', { count: p.train.count }), p.test && t('mnist-dataset.status.test', { count: p.test.count })]
+          .filter(Boolean).join(' · ');
       },
     });
   }

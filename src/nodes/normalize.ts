@@ -1,9 +1,8 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Normalization, SplitView, pixelStats } from '../lib/dataset';
+import { MnistError } from '../lib/messages';
 import * as registry from '../lib/registry';
-import { attach, bool, needDataset, num, splitHandle } from './common';
-
-interface Config extends NodeDef { mean?: string | number; std?: string | number; fromData?: boolean | string }
+import { attach, needDataset, options, splitHandle } from './common';
 
 function byteRange(view: SplitView): [number, number] {
   let lo = 255;
@@ -13,24 +12,23 @@ function byteRange(view: SplitView): [number, number] {
 }
 
 export = (RED: NodeAPI) => {
-  function NormalizeNode(this: Node, config: Config) {
+  function NormalizeNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
     attach(RED, node, {
       async run({ msg }) {
+        const o = options('normalize', config);
         const ds = needDataset(msg);
         const train = ds.train ? registry.resolve<SplitView>(ds.train, 'split', 'msg.dataset.train') : undefined;
         const test = ds.test ? registry.resolve<SplitView>(ds.test, 'split', 'msg.dataset.test') : undefined;
-        if (!train && !test) throw new Error('msg.dataset has neither a train nor a test split');
+        if (!train && !test) throw new MnistError('no-splits');
         let norm: Normalization;
-        if (bool(config.fromData, false)) {
-          if (!train) throw new Error('"compute from the training split" needs msg.dataset.train; load the train split too');
+        if (o.fromData) {
+          if (!train) throw new MnistError('from-data-needs-train');
           norm = pixelStats(train);
+          if (!(norm.std > 0)) throw new MnistError('std-zero', { mean: norm.mean.toPrecision(4), std: norm.std });
         } else {
-          norm = { mean: num(config.mean, 0.1307), std: num(config.std, 0.3081) };
-        }
-        if (!Number.isFinite(norm.mean) || !Number.isFinite(norm.std) || norm.std <= 0) {
-          throw new Error(`mean ${config.mean} / std ${config.std} are invalid: use numbers with std > 0 (MNIST: 0.1307 / 0.3081)`);
+          norm = { mean: o.mean, std: o.std };
         }
         registry.disposeOwner(node.id);
         const out: Record<string, unknown> = { ...ds, normalization: norm };
@@ -42,7 +40,7 @@ export = (RED: NodeAPI) => {
         msg.payload = { mean: norm.mean, std: norm.std, min: (lo / 255 - norm.mean) / norm.std, max: (hi / 255 - norm.mean) / norm.std };
         return msg;
       },
-      doneText: () => 'normalized',
+      doneText: (_out, { t }) => t('normalize.status.done'),
     });
   }
   RED.nodes.registerType('normalize', NormalizeNode);

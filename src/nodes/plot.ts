@@ -1,24 +1,15 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import * as charts from '../lib/charts';
 import { SplitView, toFloats } from '../lib/dataset';
+import { MnistError, shown } from '../lib/messages';
 import { ModelEntry } from '../lib/model';
 import { classify } from '../lib/predict';
 import * as registry from '../lib/registry';
-import { Msg, attach, bool, needDataset, num } from './common';
+import { Msg, attach, needSplit, options } from './common';
+import { Values } from './options';
+import type { OPTIONS } from './options';
 
-const KINDS = ['samples', 'loss', 'predictions', 'confusion', 'perclass', 'mistakes'] as const;
-type PlotKind = typeof KINDS[number];
-
-interface Config extends NodeDef {
-  kind?: PlotKind; split?: 'train' | 'test'; width?: string; height?: string; title?: string;
-  logScale?: boolean | string; format?: 'png' | 'svg' | 'dataurl'; count?: string;
-}
-
-function splitOf(msg: Msg, which: 'train' | 'test'): SplitView {
-  const ds = needDataset(msg);
-  if (!ds[which]) throw new Error(`msg.dataset.${which} is missing: set mnist-dataset to load the ${which} split, or choose the other split`);
-  return registry.resolve<SplitView>(ds[which], 'split', `msg.dataset.${which}`);
-}
+type PlotOptions = Values<typeof OPTIONS['plot']>;
 
 function firstImages(view: SplitView, n: number): { images: charts.ImageSet; labels: Uint8Array; pixels: Float32Array[] } {
   const size = view.rows * view.cols;
@@ -37,61 +28,73 @@ function predictSplit(msg: Msg, view: SplitView, n: number) {
   return { ...first, predicted: predictions.map((p) => p.topK[0].label), confidence: predictions.map((p) => p.confidence) };
 }
 
-async function render(kind: PlotKind, msg: Msg, config: Config, opts: charts.ChartOptions): Promise<charts.Rendered> {
-  const which = config.split || 'test';
+/** msg.plot: a kind ("confusion"), or { kind: "mistakes", true: 5, predicted: 3 } for one cell of the confusion matrix. */
+function plotRequest(msg: Msg): { kind?: unknown; pair?: { true: number; predicted: number } } {
+  const p = msg.plot;
+  if (p === undefined || p === null || typeof p !== 'object' || Array.isArray(p)) return { kind: p };
+  if (!Object.hasOwn(p, 'true') && !Object.hasOwn(p, 'predicted')) return { kind: p.kind };
+  const cls = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : NaN);
+  const pair = { true: cls(p.true), predicted: cls(p.predicted) };
+  if (Number.isNaN(pair.true) || Number.isNaN(pair.predicted)) throw new MnistError('plot-pair-invalid', { value: shown(p) });
+  return { kind: p.kind ?? 'mistakes', pair };
+}
+
+async function render(msg: Msg, o: PlotOptions, chart: charts.ChartOptions, pair?: { true: number; predicted: number }): Promise<charts.Rendered> {
+  const which = o.split as 'train' | 'test';
   const classNames: string[] | undefined = msg.dataset?.classes;
-  switch (kind) {
+  switch (o.kind) {
     case 'samples': {
-      const { images, labels } = firstImages(splitOf(msg, which), 6);
-      return charts.sampleGrid(images, labels, { ...opts, classNames });
+      const { images, labels } = firstImages(needSplit(msg, which), 6);
+      return charts.sampleGrid(images, labels, { ...chart, classNames });
     }
     case 'loss':
-      if (!msg.history || !Array.isArray(msg.history.loss)) throw new Error('msg.history is missing: wire the first output of sgd-train into this plot');
-      return charts.lossCurve(msg.history, opts);
+      if (!msg.history || !Array.isArray(msg.history.loss)) throw new MnistError('no-history');
+      return charts.lossCurve(msg.history, chart);
     case 'predictions': {
-      const p = predictSplit(msg, splitOf(msg, which), 20);
-      return charts.predictionGrid(p.images, p.labels, p.predicted, { ...opts, classNames });
+      const p = predictSplit(msg, needSplit(msg, which), 20);
+      return charts.predictionGrid(p.images, p.labels, p.predicted, { ...chart, classNames });
     }
     case 'mistakes': {
-      const view = splitOf(msg, which);
+      const view = needSplit(msg, which);
+      if (pair && (pair.true >= view.classes || pair.predicted >= view.classes)) throw new MnistError('plot-pair-range', { true: pair.true, predicted: pair.predicted, classes: view.classes });
       const p = predictSplit(msg, view, Math.min(view.count, 10000));
-      return charts.mistakesGallery(p.images, p.labels, p.predicted, p.confidence, { ...opts, classNames, count: num(config.count, 10) });
+      return charts.mistakesGallery(p.images, p.labels, p.predicted, p.confidence, { ...chart, classNames, count: o.count, pair });
     }
-    case 'confusion':
-    case 'perclass': {
+    default: {
       const m = msg.metrics;
-      if (!m || !Array.isArray(m.confusion)) throw new Error('msg.metrics is missing: wire an evaluate node into this plot');
-      return kind === 'confusion' ? charts.confusionMatrix(m.confusion, { ...opts, classNames }) : charts.perClassAccuracy(m.perClass, { ...opts, classNames });
+      if (!m || !Array.isArray(m.confusion)) throw new MnistError('no-metrics');
+      return o.kind === 'confusion' ? charts.confusionMatrix(m.confusion, { ...chart, classNames }) : charts.perClassAccuracy(m.perClass, { ...chart, classNames });
     }
-    default:
-      throw new Error(`plot kind "${kind}" is invalid: use one of ${KINDS.join(', ')}`);
   }
 }
 
 export = (RED: NodeAPI) => {
-  function PlotNode(this: Node, config: Config) {
+  function PlotNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
+    let kind = '';
     attach(RED, node, {
-      async run({ msg }) {
-        const kind = (msg.plot ?? config.kind ?? 'loss') as PlotKind;
-        const format = config.format || 'png';
-        if (!['png', 'svg', 'dataurl'].includes(format)) throw new Error(`format "${format}" is invalid: use png, svg or dataurl`);
-        const opts: charts.ChartOptions = {
-          width: config.width ? num(config.width, NaN) : undefined,
-          height: config.height ? num(config.height, NaN) : undefined,
-          title: config.title || undefined,
-          logScale: bool(config.logScale, false),
+      async run({ msg, t }) {
+        const request = plotRequest(msg);
+        const o = options('plot', config, { ...msg, plot: request.kind });
+        if (request.pair && o.kind !== 'mistakes') throw new MnistError('plot-pair-kind', { kind: o.kind });
+        kind = o.kind;
+        const chart: charts.ChartOptions = {
+          text: t,
+          width: Number.isNaN(o.width) ? undefined : o.width,
+          height: Number.isNaN(o.height) ? undefined : o.height,
+          title: o.title || undefined,
+          logScale: o.logScale,
         };
-        const out = await render(kind, msg, config, opts);
+        const out = await render(msg, o, chart, request.pair);
         const dataUrl = charts.toDataUrl(out.png);
         // The editor's "MNIST plots" sidebar shows the latest picture of each plot node.
-        RED.comms.publish(`mnist-plot/${node.id}`, { id: node.id, name: config.name || kind, kind, image: dataUrl }, true);
-        msg.payload = format === 'png' ? out.png : format === 'svg' ? out.svg : dataUrl;
-        msg.contentType = format === 'svg' ? 'image/svg+xml' : 'image/png';
+        RED.comms.publish(`mnist-plot/${node.id}`, { id: node.id, name: config.name || o.kind, kind: o.kind, image: dataUrl }, true);
+        msg.payload = o.format === 'png' ? out.png : o.format === 'svg' ? out.svg : dataUrl;
+        msg.contentType = o.format === 'svg' ? 'image/svg+xml' : 'image/png';
         return msg;
       },
-      doneText: (_out, job) => `${job.msg.plot ?? config.kind ?? 'loss'} plotted`,
+      doneText: (_out, { t }) => t('plot.status.done', { kind: t(`plot.short.${kind}`) }),
     });
   }
   RED.nodes.registerType('plot', PlotNode);

@@ -1,17 +1,12 @@
 import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { SplitView, toFloats } from '../lib/dataset';
-import { DEFAULT_IMAGE_LIMITS, ImageLimits } from '../lib/image';
+import { MnistError } from '../lib/messages';
 import { ModelEntry } from '../lib/model';
 import { folderStamp, loadModel } from '../lib/persist';
-import { classify, decodeInputs } from '../lib/predict';
+import { MAX_ENSEMBLE, classify, decodeInputs } from '../lib/predict';
 import * as registry from '../lib/registry';
-import { attach, bool, modelHandle, num } from './common';
-
-interface Config extends NodeDef {
-  threshold?: string; topK?: string; preprocess?: boolean | string;
-  maxBytes?: string; maxPixels?: string; modelFolder?: string; queue?: string;
-}
+import { attach, modelHandle, options } from './common';
 
 /** A dataset split handle as [0,1] images (normalization is the model's business). */
 function splitImages(handle: registry.Handle): Float32Array[] {
@@ -21,63 +16,49 @@ function splitImages(handle: registry.Handle): Float32Array[] {
   return Array.from({ length: view.count }, (_, i) => raw.subarray(i * size, (i + 1) * size));
 }
 
-function positive(value: number, what: string, raw: unknown): number {
-  if (!(Number.isFinite(value) && value > 0)) throw new Error(`${what} ${JSON.stringify(raw)} is invalid: use a positive whole number`);
-  return Math.floor(value);
-}
-
 export = (RED: NodeAPI) => {
-  function PredictNode(this: Node, config: Config) {
+  function PredictNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const threshold = num(config.threshold, 0);
-    const topK = num(config.topK, 3);
-    const preprocess = bool(config.preprocess, true);
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir || process.cwd();
-    const folder = (config.modelFolder || '').trim() ? path.resolve(userDir, config.modelFolder!.trim()) : '';
+    // The queue is read once (it sizes the node); an invalid one fails every message clearly.
+    let queue = 0;
+    let invalid: unknown;
+    try { ({ queue } = options('predict', { queue: (config as { queue?: unknown }).queue })); } catch (e) { invalid = e; }
 
     // The model from the folder: loaded on first use, owned by this node (freed on close/redeploy
     // through the registry), and reloaded when a new save replaces model.json.
     let saved: { handle: registry.Handle; entry: ModelEntry; stamp: string } | null = null;
-    async function folderModel(): Promise<ModelEntry> {
+    async function folderModel(folder: string, log: (text: string) => void): Promise<ModelEntry> {
       const stamp = await folderStamp(folder);
       if (saved && stamp === saved.stamp) return saved.entry;
       if (saved) { registry.disposeOne(saved.handle.id); saved = null; }
-      if (stamp === null) throw new Error(`no saved model in ${folder}: model.json not found; save one there with a model-save node (or wire a model into msg.model)`);
+      if (stamp === null) throw new MnistError('no-saved-model', { folder });
       const { model, meta } = await loadModel(folder);
       const entry = { model, meta };
       saved = { handle: modelHandle(node.id, entry), entry, stamp };
-      node.log(`loaded the model saved in ${folder}`);
+      log(folder);
       return entry;
     }
 
     // A burst (e.g. HTTP requests) waits in a bounded queue; beyond it messages fail fast with a
     // "busy" error (the HTTP example answers 503) instead of piling up in memory.
-    let queue = num(config.queue, 100);
-    if (!(Number.isInteger(queue) && queue >= 0 && queue <= 100000)) {
-      node.warn(`queue ${JSON.stringify(config.queue)} is invalid: use a whole number from 0 to 100000; using 100`);
-      queue = 100;
-    }
-
     attach(RED, node, {
       queue,
-      async run({ msg, signal }) {
-        if (!(threshold >= 0 && threshold <= 1)) throw new Error(`confidence threshold ${config.threshold} is invalid: use a number from 0 to 1`);
-        const limits: ImageLimits = {
-          maxBytes: positive(num(config.maxBytes, DEFAULT_IMAGE_LIMITS.maxBytes), 'max bytes', config.maxBytes),
-          maxPixels: positive(num(config.maxPixels, DEFAULT_IMAGE_LIMITS.maxPixels), 'max pixels', config.maxPixels),
-        };
-        let entry: ModelEntry;
+      async run({ msg, signal, t, memoryMB }) {
+        if (invalid) throw invalid;
+        const o = options('predict', config);
+        const folder = o.modelFolder.trim() ? path.resolve(userDir, o.modelFolder.trim()) : '';
+        // msg.model: one handle, or several (an ensemble: their probabilities are averaged).
         const absent = msg.model === undefined || msg.model === null;
-        if (absent && folder) entry = await folderModel();
-        else {
-          try {
-            entry = registry.resolve<ModelEntry>(msg.model, 'model');
-          } catch (e) {
-            if (!absent) throw e;
-            throw new Error(`${(e as Error).message}, or set "model from folder" on this predict node to a folder saved by model-save`);
-          }
-        }
+        const many = Array.isArray(msg.model);
+        if (many && (msg.model.length < 1 || msg.model.length > MAX_ENSEMBLE)) throw new MnistError('ensemble-size', { count: msg.model.length, max: MAX_ENSEMBLE });
+        const resolve = (): ModelEntry[] => (many ? msg.model : [msg.model]).map((h: unknown, i: number) => registry.resolve<ModelEntry>(h, 'model', many ? `msg.model[${i}]` : 'msg.model'));
+        let entries: ModelEntry[];
+        if (absent && folder) entries = [await folderModel(folder, (f) => node.log(t('predict.log.loaded', { folder: f })))];
+        else if (absent) throw new MnistError('no-model-or-folder');
+        else entries = resolve();
+        const entry = entries[0];
         const [rows, cols] = entry.meta.inputShape;
         const p = msg.payload;
         let images: Float32Array[];
@@ -87,18 +68,22 @@ export = (RED: NodeAPI) => {
           images = splitImages(p as registry.Handle);
           batch = true;
         } else {
-          ({ pixels: images, pngs, batch } = await decodeInputs(p, { rows, cols, preprocess, limits, signal }));
+          const limits = { maxBytes: o.maxBytes, maxPixels: o.maxPixels };
+          ({ pixels: images, pngs, batch } = await decodeInputs(p, { rows, cols, preprocess: o.preprocess, limits, signal }));
         }
-        const predictions = classify(entry, images, { threshold, topK });
+        // Decoding awaited: the model may have been rebuilt or freed meanwhile (a clear "gone" error then).
+        if (!absent) entries = resolve();
+        const predictions = classify(entries, images, { threshold: o.threshold, topK: o.topK, limitMB: memoryMB });
         msg.payload = batch ? predictions : predictions[0];
         if (pngs.some((b) => b !== null)) msg.preprocessed = batch ? pngs : pngs[0];
         else delete msg.preprocessed;
         return msg;
       },
-      doneText: (out) => {
+      doneText: (out, { t }) => {
         const p = (out as { payload: { label: number | null; confidence: number } | unknown[] }).payload;
-        if (Array.isArray(p)) return `${p.length} predictions`;
-        return p.label === null ? `not sure (${(p.confidence * 100).toFixed(0)} %)` : `${p.label} (${(p.confidence * 100).toFixed(0)} %)`;
+        if (Array.isArray(p)) return t('predict.status.batch', { count: p.length });
+        const percent = (p.confidence * 100).toFixed(0);
+        return p.label === null ? t('predict.status.unsure', { percent }) : t('predict.status.one', { label: p.label, percent });
       },
     });
   }

@@ -16,7 +16,7 @@ export interface NodeRed {
   stop: () => Promise<void>;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
@@ -33,7 +33,12 @@ function freePort(): Promise<number> {
  * package linked into its node_modules and both examples deployed as flows.json. The dashboard
  * is found next to node-red in this repo's node_modules.
  */
-export async function startNodeRed(opts: { flows?: unknown[]; prepare?: (userDir: string) => Promise<void> } = {}): Promise<NodeRed> {
+export async function startNodeRed(opts: {
+  flows?: unknown[];
+  prepare?: (userDir: string) => Promise<void>;
+  /** Added to settings.js, e.g. { lang: 'zh-CN' } for the runtime's language. */
+  settings?: Record<string, unknown>;
+} = {}): Promise<NodeRed> {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-browser-red-'));
   await opts.prepare?.(userDir);
   fs.mkdirSync(path.join(userDir, 'node_modules'));
@@ -53,6 +58,7 @@ export async function startNodeRed(opts: { flows?: unknown[]; prepare?: (userDir
     telemetry: { enabled: false },
     editorTheme: { tours: false, palette: { catalogues: [] } },
     logging: { console: { level: 'info' } },
+    ...opts.settings,
   })};\n`);
 
   let output = '';
@@ -74,7 +80,11 @@ export async function startNodeRed(opts: { flows?: unknown[]; prepare?: (userDir
   };
 
   const deadline = Date.now() + 60000;
-  while (!/Started flows/.test(output)) {
+  // "Started flows" in the runtime's language.
+  const lang = typeof opts.settings?.lang === 'string' ? opts.settings.lang : 'en-US';
+  const catalog = path.join(path.dirname(require.resolve('@node-red/runtime/package.json')), 'locales', lang, 'runtime.json');
+  const started = JSON.parse(fs.readFileSync(catalog, 'utf8')).nodes.flows['started-flows'] as string;
+  while (!output.includes(started)) {
     if (child.exitCode !== null) { await stop(); throw new Error(`Node-RED exited (${child.exitCode}):\n${output}`); }
     if (Date.now() > deadline) { await stop(); throw new Error(`Node-RED did not start within 60 s:\n${output}`); }
     await new Promise((r) => setTimeout(r, 200));

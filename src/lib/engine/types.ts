@@ -2,8 +2,35 @@
 // Runtime engine) must do. The training loop (shuffling, progress, stop, divergence, history)
 // is shared and drives any engine through this interface; weights travel in TensorFlow.js
 // layout so they go back into the tfjs model that predict, evaluate, plot and model-save use.
-import type { Activation } from '../model';
-import type { TrainOptions } from '../train';
+export type Activation = 'relu' | 'tanh' | 'sigmoid' | 'elu' | 'selu' | 'linear';
+export const ACTIVATIONS: Activation[] = ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'linear'];
+
+export type OptimizerName = 'sgd' | 'adam';
+export type LossName = 'mse' | 'crossentropy';
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  momentum: number;
+  optimizer: OptimizerName;
+  loss: LossName;
+  shuffle: boolean;
+  seed: number;
+}
+
+/** The tutorial's recipe. */
+export const TRAIN_DEFAULTS: TrainOptions = {
+  epochs: 3, batchSize: 512, learningRate: 0.005, momentum: 0.9, optimizer: 'sgd', loss: 'mse', shuffle: true, seed: 0,
+};
+
+export interface Progress { epoch: number; epochs: number; batch: number; batches: number; loss: number; samplesPerSecond: number }
+/**
+ * One epoch; `partial` is the fraction done when training stopped within it; `valLoss` and
+ * `valAccuracy` are measured on the held-out samples after it, when training holds some out.
+ */
+export interface EpochRecord { epoch: number; loss: number; seconds: number; partial?: number; valLoss?: number; valAccuracy?: number }
+export interface History { loss: number[]; epochs: EpochRecord[]; batchesPerEpoch: number }
 
 export type LayerSpec =
   | { kind: 'dense'; units: number; activation: Activation }
@@ -41,6 +68,9 @@ export interface TrainData {
   classes: number;
 }
 
+/** Samples held out of training to measure it: bytes and labels like TrainData's. */
+export interface HeldOut { images: Uint8Array; labels: Uint8Array; count: number }
+
 export interface EngineSession {
   /**
    * One optimizer step per batch, in order (each batch lists sample indices into the data);
@@ -49,6 +79,11 @@ export interface EngineSession {
   run(batches: Int32Array[]): Promise<Float32Array>;
   getWeights(): Promise<Weights>;
   setWeights(weights: Weights): Promise<void>;
+  /**
+   * The current weights on held-out samples (same pixel layout and normalization as the
+   * training data): the mean loss and each sample's predicted class. Leaves the weights alone.
+   */
+  evaluate(held: HeldOut): Promise<{ loss: number; predicted: Int32Array }>;
   /** Frees everything the session holds (tensors, native sessions, optimizer state). */
   dispose(): void;
 }

@@ -1,8 +1,7 @@
-// The 520 "own" digit images: the 10 digits in 6 fonts, 8 ways each (polarities, transparency,
-// coloured paper, JPEG, WebP, small and off-centre, rotated), and drawn as pen strokes. None is
-// from MNIST; predict must read at least 85 % of them (test/predict.spec.ts).
 import sharp from 'sharp';
 
+// Our own set of 520 non-MNIST digit images: 6 fonts x 8 kinds (polarity, transparency, coloured
+// paper, JPEG/WebP, small and off-centre, rotated) and pen strokes as a mouse draws them.
 export const FONTS = ['DejaVu Sans', 'DejaVu Serif', 'DejaVu Sans Mono', 'Liberation Sans', 'Liberation Serif', 'Liberation Mono'];
 
 export interface Sample { digit: number; kind: string; font?: string; image: Buffer }
@@ -60,3 +59,4 @@ export async function makeImageSet(): Promise<Sample[]> {
   }
   return out;
 }
+
