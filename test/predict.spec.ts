@@ -219,7 +219,7 @@ describe('predict: images, batches, limits and a model from a folder', function 
     r = await ask('pf', { payload: [png, { x: 1 }] });
     assert.match(r.error!, /msg\.payload\[1\] is object/);
     r = await ask('pf', { payload: Buffer.from(await sharp({ create: { width: 50, height: 50, channels: 3, background: '#fff' } }).png().toBuffer()) });
-    assert.match(r.error!, /No ink found/);
+    assert.match(r.error!, /No digit found/);
 
     r = await ask('pf', { payload: png });
     assert.equal(r.error, undefined, 'still works after the errors');

@@ -5,6 +5,7 @@
 import sharp from 'sharp';
 import * as zlib from 'zlib';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
+import { MnistError } from './messages';
 import { analysePage, digitInk, Grey8, PageAnalysis } from './photo';
 
 // A long-running Node-RED process would otherwise keep decoded images in libvips' cache.
@@ -13,6 +14,9 @@ sharp.cache(false);
 export interface ImageLimits { maxBytes: number; maxPixels: number }
 
 export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxBytes: 10 * 1024 * 1024, maxPixels: 40_000_000 };
+
+/** Encoded images one message may hold by default (predict's Max images): each may cost a full decode. */
+export const DEFAULT_MAX_IMAGES = 64;
 
 /** Grey image, row-major, values in [0,1]. */
 export interface Grey { data: Float32Array; width: number; height: number }
@@ -36,6 +40,8 @@ export interface Preprocessed extends DigitImage {
     /** the input's size (after its EXIF orientation) */
     width: number;
     height: number;
+    /** with `region`: the input (at most REGION_SIDE px on a side) with each digit's box drawn, JPEG */
+    region?: Buffer;
 }
 
 /**
@@ -52,13 +58,17 @@ export interface PreprocessOptions {
     mode?: ImageMode;
     /** find every digit (a number written on paper), left to right */
     many?: boolean;
+    /** also draw the digits' boxes on the input (Preprocessed.region) */
+    region?: boolean;
 }
+
+/** The longer side of the region picture: enough for a dashboard or a camera view. */
+export const REGION_SIDE = 800;
 
 const SIZE = 28;
 const BOX = 20;           // MNIST digits fill a 20x20 box inside the 28x28 frame
 const PRESHRINK = 384;    // statistics on anything bigger only cost time
 const INK_THRESHOLD = 0.1;
-const FORMATS_HINT = 'Send a PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG image';
 
 // ---------------------------------------------------------------- input handling
 
@@ -83,8 +93,7 @@ function decodedBase64Length(b64: string): number {
 }
 
 function tooBig(bytes: number, limits: ImageLimits): Error {
-    return new Error(`Image too large: about ${bytes} bytes, the limit is ${limits.maxBytes} bytes. ` +
-        'Send a smaller image (a digit needs only a few hundred pixels on a side) or raise the size limit.');
+    return new MnistError('image-too-many-bytes', { bytes, max: limits.maxBytes });
 }
 
 /** Accepts a Buffer of an encoded image, a data URL ('data:image/png;base64,...') or a bare base64 string. */
@@ -94,7 +103,7 @@ export function toImageBuffer(input: Buffer | string, limits: ImageLimits = DEFA
         buf = input;
     } else if (typeof input === 'string') {
         const s = input.trim();
-        if (s.length === 0) throw new Error('Empty image: the input string is empty. Send an image Buffer, a data URL or a base64 string.');
+        if (s.length === 0) throw new MnistError('image-empty-string');
         const m = /^data:([^,]*?),/i.exec(s);
         if (m) {
             const body = s.slice(m[0].length);
@@ -106,25 +115,25 @@ export function toImageBuffer(input: Buffer | string, limits: ImageLimits = DEFA
             } else {
                 if (body.length > limits.maxBytes) throw tooBig(body.length, limits);
                 let text: string;
-                try { text = decodeURIComponent(body); } catch { throw new Error('Invalid data URL: its text is not properly URL-encoded. Use a base64 data URL instead.'); }
+                try { text = decodeURIComponent(body); } catch { throw new MnistError('image-data-url-encoding'); }
                 buf = Buffer.from(text, 'utf8');
             }
+        } else if (s.startsWith('<')) {
+            // SVG text, as an HTTP body sent with Content-Type image/svg+xml arrives.
+            if (Buffer.byteLength(s, 'utf8') > limits.maxBytes) throw tooBig(Buffer.byteLength(s, 'utf8'), limits);
+            buf = Buffer.from(s, 'utf8');
         } else {
             const b64 = s.replace(/\s+/g, '');
-            if (!BASE64_RE.test(b64)) {
-                throw new Error('Unsupported image string: it is neither a data URL (data:image/png;base64,...) nor base64. ' +
-                    'Send an image Buffer, a data URL or a base64 string.');
-            }
+            if (!BASE64_RE.test(b64)) throw new MnistError('image-string-kind');
             if (decodedBase64Length(b64) > limits.maxBytes) throw tooBig(decodedBase64Length(b64), limits);
             buf = Buffer.from(b64, 'base64');
         }
     } else {
-        throw new Error(`Unsupported image input of type ${input === null ? 'null' : typeof input}: ` +
-            'send an image Buffer, a data URL or a base64 string.');
+        throw new MnistError('image-input-type', { type: input === null ? 'null' : typeof input });
     }
-    if (buf.length === 0) throw new Error('Empty image: the input has no bytes. Send an image Buffer, a data URL or a base64 string.');
+    if (buf.length === 0) throw new MnistError('image-empty');
     if (buf.length > limits.maxBytes) throw tooBig(buf.length, limits);
-    if (!sniffFormat(buf)) throw new Error(`Unsupported or corrupt image data: the bytes are not a known image format. ${FORMATS_HINT}.`);
+    if (!sniffFormat(buf)) throw new MnistError('image-unknown-format');
     return buf;
 }
 
@@ -134,11 +143,73 @@ export function isImageInput(x: unknown): boolean {
     if (typeof x !== 'string') return false;
     const s = x.trimStart();
     if (/^data:image\//i.test(s)) return true;
+    if (s.startsWith('<')) return sniffFormat(Buffer.from(s.slice(0, 4096), 'utf8')) === 'svg';
     if (s.length < 32) return false;
     // Only the head needs decoding to see the signature (64 chars -> 48 bytes, a multiple of 4).
     const head = s.slice(0, 4096).replace(/\s+/g, '').slice(0, 64);
     if (!/^[A-Za-z0-9+/_-]+$/.test(head)) return false;
     return sniffFormat(Buffer.from(head, 'base64')) !== null;
+}
+
+/** The most images an SVG may embed, and how deep SVGs may nest inside one another. */
+const SVG_MAX_IMAGES = 100;
+const SVG_MAX_DEPTH = 3;
+
+/** Attributes of the tag that starts at `from` (just after its name), quotes respected. */
+function tagAttributes(text: string, from: number): Map<string, string> {
+    const attrs = new Map<string, string>();
+    const re = /\s*([\w:.-]+)\s*=\s*("([^"]*)"|'([^']*)')|\s*(\/?>)|\s*([^\s])/gy;
+    re.lastIndex = from;
+    for (let m = re.exec(text); m && !m[5]; m = re.exec(text)) {
+        if (m[1]) attrs.set(m[1].toLowerCase(), m[3] ?? m[4]);
+    }
+    return attrs;
+}
+
+/**
+ * Refuses an SVG whose embedded rasters (<image>, <feImage> with data: URLs; librsvg does not
+ * fetch other addresses) would decode beyond the pixel limit together, before librsvg decodes
+ * them at their full size: a 100 kB SVG may hold a 20000x20000 PNG. Their sizes come from their
+ * headers; an SVG inside is checked the same way. Entities could hide an address from this scan,
+ * so an SVG that declares any (or writes an address with character references) is refused.
+ * Returns the embedded pixels counted.
+ */
+export async function checkSvgRasters(svg: Buffer, limits: ImageLimits, depth = 0): Promise<number> {
+    const text = svg.toString('utf8');
+    if (/<!ENTITY/i.test(text)) throw new MnistError('svg-entities');
+    let total = 0, count = 0;
+    for (const m of text.matchAll(/<(?:[\w-]+:)?(?:image|feImage)(?=[\s/>])/gi)) {
+        if (++count > SVG_MAX_IMAGES) throw new MnistError('svg-images-too-many', { max: SVG_MAX_IMAGES });
+        const attrs = tagAttributes(text, m.index + m[0].length);
+        for (const [name, raw] of attrs) {
+            if (name !== 'href' && !name.endsWith(':href')) continue;
+            const url = raw.trim();
+            if (url.includes('&')) throw new MnistError('svg-entities');
+            const data = /^data:([^,]*?),/i.exec(url);
+            if (!data) continue;
+            let bytes: Buffer;
+            try {
+                const body = url.slice(data[0].length);
+                bytes = /;base64$/i.test(data[1]) ? Buffer.from(body.replace(/\s+/g, ''), 'base64') : Buffer.from(decodeURIComponent(body), 'utf8');
+            } catch {
+                throw new MnistError('svg-image-unreadable');
+            }
+            const format = sniffFormat(bytes);
+            let pixels: number;
+            if (format === 'svg') {
+                if (depth >= SVG_MAX_DEPTH) throw new MnistError('svg-image-unreadable');
+                pixels = await checkSvgRasters(bytes, { ...limits, maxPixels: limits.maxPixels - total }, depth + 1);
+            } else {
+                let meta: Metadata;
+                try { meta = await sharp(bytes, { limitInputPixels: false }).metadata(); } catch { throw new MnistError('svg-image-unreadable'); }
+                if (!format || !meta.width || !meta.height) throw new MnistError('svg-image-unreadable');
+                pixels = meta.width * meta.height;
+            }
+            total += pixels;
+            if (total > limits.maxPixels) throw new MnistError('svg-image-too-large', { pixels: total, max: limits.maxPixels });
+        }
+    }
+    return total;
 }
 
 // ---------------------------------------------------------------- pipeline steps
@@ -162,11 +233,10 @@ async function decodeGrey8(buf: Buffer, limits: ImageLimits, background = '#ffff
         throw decodeError(e);
     }
     const w = meta.width ?? 0, h = meta.height ?? 0;
-    if (!(w > 0 && h > 0)) throw new Error(`Unsupported or corrupt image: it has no readable size. ${FORMATS_HINT}.`);
-    if (w * h > limits.maxPixels) {
-        throw new Error(`Image too large: ${w}x${h} = ${w * h} pixels, the limit is ${limits.maxPixels} pixels. ` +
-            'Send a smaller image or raise the pixel limit.');
-    }
+    if (!(w > 0 && h > 0)) throw new MnistError('image-no-size');
+    if (w * h > limits.maxPixels) throw new MnistError('image-too-many-pixels', { width: w, height: h, pixels: w * h, max: limits.maxPixels });
+    // librsvg decodes an SVG's embedded rasters at their own size, whatever the SVG's size says.
+    if (meta.format === 'svg') await checkSvgRasters(buf, limits);
     let pipeline = open(limits.maxPixels).flatten({ background }).greyscale();
     if (Math.max(w, h) > PRESHRINK) pipeline = pipeline.resize(PRESHRINK, PRESHRINK, { fit: 'inside', kernel: 'lanczos3' });
     let out: { data: Buffer; info: OutputInfo };
@@ -192,9 +262,9 @@ function toFloat(g: Grey8): Grey {
 function decodeError(e: unknown): Error {
     const msg = e instanceof Error ? e.message : String(e);
     if (/pixel limit/i.test(msg)) {
-        return new Error(`Image too large: it exceeds the pixel limit (${msg}). Send a smaller image or raise the pixel limit.`);
+        return new MnistError('image-pixel-limit', { reason: msg });
     }
-    return new Error(`Unsupported or corrupt image: could not decode it (${msg.trim()}). ${FORMATS_HINT}.`);
+    return new MnistError('image-undecodable', { reason: msg.trim() });
 }
 
 function quantile(values: Float32Array, q: number): number {
@@ -368,8 +438,6 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 // ---------------------------------------------------------------- whole pipeline
 
-const NO_INK = 'No ink found: the image looks blank (nothing differs from the background by at least 10%). ' +
-    'Send an image with a clearly visible digit, e.g. dark ink on white paper or white on black.';
 
 /**
  * Full MNIST-style pipeline (preprocess=true) or plain resize to 28x28 greyscale
@@ -389,6 +457,7 @@ export async function preprocessImage(input: Buffer | string, opts: PreprocessOp
     const toSource = (b: Box): Box => scaleBox(b, grey.sourceWidth / grey.width, grey.sourceHeight / grey.height, grey.sourceWidth, grey.sourceHeight);
 
     const mode = opts.mode ?? 'auto';
+    if (opts.preprocess === false && opts.many) throw new MnistError('many-needs-preprocess');
     let digits: Array<{ out: Grey; box: Box }>;
     let inverted = false;
     let method: Preprocessed['method'] = 'resize';
@@ -406,12 +475,12 @@ export async function preprocessImage(input: Buffer | string, opts: PreprocessOp
         // the desk for ink.
         const drawing = mode === 'drawing' || (found && !opts.many && drawingFits(found, page));
         if (drawing) {
-            if (!found) throw new Error(NO_INK);
+            if (!found) throw new MnistError('no-digit');
             inverted = found.inverted;
             method = 'drawing';
             digits = [{ out: pasteCentred(await fitCrop(found.grey, found), SIZE), box: toSource(found.box) }];
         } else {
-            if (!page) throw new Error(NO_INK);
+            if (!page) throw new MnistError('no-digit');
             const a = page;
             inverted = a.polarity === 'dark';
             method = 'photo';
@@ -431,7 +500,32 @@ export async function preprocessImage(input: Buffer | string, opts: PreprocessOp
         for (let i = 0; i < u8.length; i++) pixels[i] = u8[i] / 255;
         return { pixels, png: encodeGreyPng(u8, out.width, out.height), box };
     });
-    return { ...images[0], inverted, method, digits: images, width: grey.sourceWidth, height: grey.sourceHeight };
+    const region = opts.region ? await drawRegions(buf, limits, images.map((d) => d.box)) : undefined;
+    return { ...images[0], inverted, method, digits: images, width: grey.sourceWidth, height: grey.sourceHeight, region };
+}
+
+/**
+ * The input image (upright, transparency over white, at most REGION_SIDE px on a side) with a
+ * box drawn around each region given in the input's pixels: where the digits were found.
+ */
+export async function drawRegions(buf: Buffer, limits: ImageLimits, boxes: Box[]): Promise<Buffer> {
+    const base = await sharp(buf, { limitInputPixels: limits.maxPixels, autoOrient: true })
+        .flatten({ background: '#ffffff' })
+        .resize(REGION_SIDE, REGION_SIDE, { fit: 'inside', withoutEnlargement: true })
+        .toColourspace('srgb').raw().toBuffer({ resolveWithObject: true })
+        .catch((e) => { throw decodeError(e); });
+    const meta = await sharp(buf, { limitInputPixels: false, autoOrient: true }).metadata();
+    const upright = meta.autoOrient ?? { width: meta.width ?? base.info.width, height: meta.height ?? base.info.height };
+    const { width: w, height: h, channels } = base.info;
+    const sx = w / upright.width, sy = h / upright.height;
+    const line = Math.max(2, Math.round(Math.max(w, h) / 200));
+    const rects = boxes.map((b) => `<rect x="${(b.left * sx).toFixed(1)}" y="${(b.top * sy).toFixed(1)}" ` +
+        `width="${(b.width * sx).toFixed(1)}" height="${(b.height * sy).toFixed(1)}"/>`).join('');
+    const overlay = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">` +
+        `<g fill="none" stroke="#ff2a6d" stroke-width="${line}">${rects}</g></svg>`);
+    return sharp(base.data, { raw: { width: w, height: h, channels } })
+        .composite([{ input: overlay, top: 0, left: 0 }])
+        .jpeg({ quality: 85 }).toBuffer();
 }
 
 /**
