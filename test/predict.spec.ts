@@ -76,8 +76,9 @@ describe('predict: images, batches, limits and a model from a folder', function 
       { id: 'train', type: 'sgd-train', progressEvery: 0, wires: [['save'], []] },
       { id: 'save', type: 'model-save', folder, wires: [['saved']] },
       { id: 'saved', type: 'helper' },
-      { id: 'p', type: 'predict', wires: [['out']] },
-      { id: 'pf', type: 'predict', modelFolder: folder, wires: [['out']] },
+      // The own set goes in as one batch of 520 images (64 per message by default).
+      { id: 'p', type: 'predict', maxImages: '1000', wires: [['out']] },
+      { id: 'pf', type: 'predict', modelFolder: folder, maxImages: '1000', wires: [['out']] },
       { id: 'raw', type: 'predict', modelFolder: folder, preprocess: false, wires: [['out']] },
       { id: 'small', type: 'predict', modelFolder: folder, maxBytes: '5000', maxPixels: '1000000', wires: [['out']] },
       { id: 'out', type: 'helper' },
