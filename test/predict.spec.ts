@@ -275,6 +275,10 @@ describe('the predict examples run as shipped (with a saved untrained model, so 
     res = await request(httpNode).post('/mnist/predict').set('Content-Type', 'image/png').send(Buffer.from('not an image'));
     assert.equal(res.status, 400);
     assert.match(res.body.error, /Unsupported or corrupt image data/);
+    // Issue 9.14: the comment advertises SVG bodies; with their own content type they arrive as text.
+    res = await request(httpNode).post('/mnist/predict').set('Content-Type', 'image/svg+xml').send(textSvg(4, 'DejaVu Sans').toString());
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.probabilities.length, 10);
   });
 
   it('"predict a folder of images" writes its sample images, reads them back and classifies each', async () => {
