@@ -170,6 +170,24 @@ describe('photo preprocessing, step by step', () => {
     const img = grey(10, 1, (x) => (x === 7 ? 250 : 100));
     const page = localPage(img, { left: 4, top: 0, width: 2, height: 1 }, 2, 'dark');
     assert.deepEqual([...page].map((v) => Math.round(v * 255)), [100, 250]);
+    // The sliding extreme equals looking at every pixel of the (2r+1)-square, cut at the frame.
+    const r = rng(5);
+    for (let trial = 0; trial < 100; trial++) {
+      const w = 5 + Math.floor(r() * 30), h = 5 + Math.floor(r() * 30), rad = Math.floor(r() * 8), dark = r() < 0.5;
+      const noise = grey(w, h, () => r() * 256);
+      const left = Math.floor(r() * w), top = Math.floor(r() * h);
+      const rect = { left, top, width: 1 + Math.floor(r() * (w - left)), height: 1 + Math.floor(r() * (h - top)) };
+      const got = localPage(noise, rect, rad, dark ? 'dark' : 'bright');
+      for (let y = 0; y < rect.height; y++) {
+        for (let x = 0; x < rect.width; x++) {
+          let best = dark ? 0 : 255;
+          for (let yy = Math.max(0, top + y - rad); yy <= Math.min(h - 1, top + y + rad); yy++) {
+            for (let xx = Math.max(0, left + x - rad); xx <= Math.min(w - 1, left + x + rad); xx++) best = dark ? Math.max(best, at(noise, xx, yy)) : Math.min(best, at(noise, xx, yy));
+          }
+          assert.equal(got[y * rect.width + x], Math.fround(best / 255));
+        }
+      }
+    }
   });
 
   it('analysePage and digitInk find the ring on an unevenly lit page; the ink is cropped and stretched to 1', () => {

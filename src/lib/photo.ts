@@ -588,37 +588,40 @@ export function dilateSquare(mask: Uint8Array, w: number, h: number, r: number):
   return out;
 }
 
+/**
+ * The largest (or smallest) value within r of each of `n` values read with `get`, the window
+ * cut at the ends (van Herk / Gil-Werman: three passes whatever r is).
+ */
+function slidingExtreme(get: (i: number) => number, n: number, r: number, largest: boolean, out: Uint8Array): void {
+  const k = 2 * r + 1, m = n + 2 * r, pad = largest ? 0 : 255;
+  const p = new Uint8Array(m), g = new Uint8Array(m), hh = new Uint8Array(m);
+  for (let j = 0; j < m; j++) p[j] = j < r || j >= n + r ? pad : get(j - r);
+  const pick = largest ? (a: number, b: number) => (a > b ? a : b) : (a: number, b: number) => (a < b ? a : b);
+  for (let j = 0; j < m; j++) g[j] = j % k === 0 ? p[j] : pick(g[j - 1], p[j]);
+  for (let j = m - 1; j >= 0; j--) hh[j] = j % k === k - 1 || j === m - 1 ? p[j] : pick(hh[j + 1], p[j]);
+  for (let i = 0; i < n; i++) out[i] = pick(hh[i], g[i + 2 * r]);
+}
+
 /** The brightest (dark ink) or darkest (bright ink) grey level within r of each pixel of `rect`, 0-1. */
 export function localPage(img: Grey8, rect: Rect, r: number, polarity: Polarity): Float32Array {
   const { data, width: w, height: h } = img;
   const dark = polarity === 'dark';
   const l = Math.max(0, rect.left - r), t = Math.max(0, rect.top - r);
   const rr = Math.min(w - 1, rect.left + rect.width - 1 + r), b = Math.min(h - 1, rect.top + rect.height - 1 + r);
-  const ew = rr - l + 1;
+  const ew = rr - l + 1, eh = b - t + 1;
   // Rows of the grown region, then columns of the rect only.
-  const rows = new Uint8Array(ew * (b - t + 1));
+  const rows = new Uint8Array(ew * eh);
+  const line = new Uint8Array(Math.max(ew, eh));
   for (let y = t; y <= b; y++) {
-    for (let x = l; x <= rr; x++) {
-      let best = dark ? 0 : 255;
-      for (let k = Math.max(l, x - r); k <= Math.min(rr, x + r); k++) {
-        const v = data[y * w + k];
-        if (dark ? v > best : v < best) best = v;
-      }
-      rows[(y - t) * ew + x - l] = best;
-    }
+    const row = y * w + l;
+    slidingExtreme((i) => data[row + i], ew, r, dark, line);
+    rows.set(line.subarray(0, ew), (y - t) * ew);
   }
   const out = new Float32Array(rect.width * rect.height);
-  for (let y = 0; y < rect.height; y++) {
-    const yy = rect.top + y;
-    for (let x = 0; x < rect.width; x++) {
-      const col = rect.left + x - l;
-      let best = dark ? 0 : 255;
-      for (let k = Math.max(t, yy - r); k <= Math.min(b, yy + r); k++) {
-        const v = rows[(k - t) * ew + col];
-        if (dark ? v > best : v < best) best = v;
-      }
-      out[y * rect.width + x] = best / 255;
-    }
+  for (let x = 0; x < rect.width; x++) {
+    const col = rect.left + x - l;
+    slidingExtreme((i) => rows[i * ew + col], eh, r, dark, line);
+    for (let y = 0; y < rect.height; y++) out[y * rect.width + x] = line[rect.top + y - t] / 255;
   }
   return out;
 }
