@@ -1,9 +1,9 @@
 import { strict as assert } from 'assert';
-import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { freePort } from './browser/node-red';
+import { Running, startNodeRed } from './runtime';
 
 // What users get: the `npm pack` tarball installed into a fresh Node-RED user directory the way
 // the palette manager installs it, on Node-RED 4 (Node 20, this machine's Node) and Node-RED 5
@@ -25,36 +25,6 @@ function installRuntime(dir: string, packages: string[]): void {
   npm(['install', '--no-audit', '--no-fund', ...packages], dir);
 }
 
-interface Running { url: string; port: number; log: () => string; stop: () => Promise<void> }
-
-async function startNodeRed(node: string, redJs: string, userDir: string): Promise<Running> {
-  const port = await freePort();
-  const settings = path.join(userDir, 'settings.js');
-  fs.writeFileSync(settings, `module.exports = ${JSON.stringify({
-    uiPort: port, uiHost: '127.0.0.1', flowFile: 'flows.json', credentialSecret: false,
-    telemetry: { enabled: false }, editorTheme: { tours: false, palette: { catalogues: [] } },
-  })};\n`);
-  let output = '';
-  const child: ChildProcess = spawn(node, [redJs, '--userDir', userDir, '--settings', settings], { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => { output += d; });
-  child.stderr!.on('data', (d) => { output += d; });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10000);
-      await exited;
-      clearTimeout(t);
-    }
-  };
-  const deadline = Date.now() + 90000;
-  while (!/Server now running/.test(output)) {
-    if (child.exitCode !== null) throw new Error(`Node-RED exited (${child.exitCode}):\n${output}`);
-    if (Date.now() > deadline) { await stop(); throw new Error(`Node-RED did not start:\n${output}`); }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { url: `http://127.0.0.1:${port}`, port, log: () => output, stop };
-}
 
 async function api(red: Running, method: string, route: string, body?: unknown): Promise<any> {
   const res = await fetch(`${red.url}${route}`, {

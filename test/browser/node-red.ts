@@ -5,7 +5,8 @@ import * as os from 'os';
 import * as path from 'path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-const EXAMPLES = ['MNIST tutorial pipeline.json', 'MNIST dashboard.json'];
+/** Every example, as Import > Examples offers them. */
+export const EXAMPLES = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.json')).sort();
 
 export interface NodeRed {
   url: string;
@@ -30,8 +31,8 @@ export function freePort(): Promise<number> {
 
 /**
  * Node-RED in a child process, set up the way `npm start` does it: a fresh user dir with this
- * package linked into its node_modules and both examples deployed as flows.json. The dashboard
- * is found next to node-red in this repo's node_modules.
+ * package linked into its node_modules and every example deployed as flows.json (unless `flows`
+ * says otherwise). The dashboard is found next to node-red in this repo's node_modules.
  */
 export async function startNodeRed(opts: {
   flows?: unknown[];
