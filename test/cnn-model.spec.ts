@@ -56,7 +56,7 @@ describe('cnn-model node', function () {
       { id: 'evaluated', type: 'helper' },
       { id: 'save', type: 'model-save', folder, onnx: true, wires: [['saved']] },
       { id: 'saved', type: 'helper' },
-      { id: 'reader', type: 'predict', topK: '1', wires: [['read']] },
+      { id: 'reader', type: 'predict', topK: '1', maxImages: '1000', wires: [['read']] },
       { id: 'read', type: 'helper' },
       { id: 'loader', type: 'predict', modelFolder: folder, topK: '1', wires: [['loaded']] },
       { id: 'loaded', type: 'helper' },

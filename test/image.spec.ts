@@ -314,11 +314,11 @@ describe('image: preprocessImage', () => {
 
     it('a blank image gives a clear "no ink" error', async () => {
         const white = await sharp({ create: { width: 100, height: 80, channels: 3, background: '#fff' } }).png().toBuffer();
-        await rejects(preprocessImage(white), /No ink found/);
+        await rejects(preprocessImage(white), /No digit found/);
         const black = await sharp({ create: { width: 100, height: 80, channels: 3, background: '#000' } }).png().toBuffer();
-        await rejects(preprocessImage(black), /No ink found/);
+        await rejects(preprocessImage(black), /No digit found/);
         const clear = await sharp({ create: { width: 50, height: 50, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
-        await rejects(preprocessImage(clear), /No ink found/);
+        await rejects(preprocessImage(clear), /No digit found/);
     });
 
     it('the 8-bit fast path gives exactly what the exported float steps give', async () => {

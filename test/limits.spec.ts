@@ -3,6 +3,8 @@ import * as fs from 'fs';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as path from 'path';
+import sharp from 'sharp';
+import * as zlib from 'zlib';
 import { cacheKey, loadDataset } from '../src/lib/dataset';
 import {
   backend, caughtFrom, fails, flow, helper, NODES, ready, scratch, statusOf, tensors, works, writeSet,
@@ -15,6 +17,41 @@ import {
 
 const tmp = scratch();
 const MB = 2 ** 20;
+
+/** A real, decodable 1-bit grey PNG of width x height, all black: 20000x20000 packs into about 50 kB. */
+function hugePng(width: number, height: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const chunk = (type: string, body: Buffer) => {
+    const out = Buffer.alloc(12 + body.length);
+    out.writeUInt32BE(body.length, 0);
+    out.write(type, 4, 'latin1');
+    body.copy(out, 8);
+    let c = 0xffffffff;
+    for (const b of out.subarray(4, 8 + body.length)) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    out.writeUInt32BE((c ^ 0xffffffff) >>> 0, 8 + body.length);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 1; // bit depth 1, colour type 0 (grey)
+  const rows = Buffer.alloc((1 + Math.ceil(width / 8)) * height); // filter 0, all pixels 0
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(rows, { level: 9 })), chunk('IEND', Buffer.alloc(0))]);
+}
+
+/** An SVG of 200x200 px showing `images` (data URLs or any text for the href). */
+function svgWith(hrefs: string[], attr = 'xlink:href', head = ''): Buffer {
+  return Buffer.from(`${head}<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="200" height="200">` +
+    '<rect width="200" height="200" fill="#fff"/>' +
+    hrefs.map((h) => `<image x="0" y="0" width="200" height="200" ${attr}="${h}"/>`).join('') + '</svg>');
+}
+
+const dataUrl = (buf: Buffer, type = 'image/png') => `data:${type};base64,${buf.toString('base64')}`;
 
 /** An HTTP server on loopback; `route` answers each request. */
 function serve(route: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
@@ -75,6 +112,61 @@ describe('limits: bounded memory, bounded work, honest errors (issue 9)', functi
     assert.equal(m.payload.count, 10000);
     const p = await works('t-predict', { payload: good.dataset.test, model: big.model });
     assert.equal(p.payload.length, 10000);
+    await healthy();
+  });
+
+  it('2. an SVG embedding a 20000x20000 PNG is refused before its raster is decoded; an embedded digit still reads', async () => {
+    await helper.load(NODES, flow());
+    const good = await ready();
+    const big = hugePng(20000, 20000);
+    const bomb = svgWith([dataUrl(big)]);
+    assert.ok(bomb.length < 150_000, `the SVG is ${bomb.length} bytes`);
+    // The bypass: the SVG itself declares 200x200, far under Max pixels; its raster is 400 megapixels.
+    const meta = await sharp(bomb).metadata();
+    assert.deepEqual([meta.width, meta.height], [200, 200]);
+    const raster = await sharp(big, { limitInputPixels: false }).metadata();
+    assert.deepEqual([raster.width, raster.height], [20000, 20000]);
+    const rss = process.memoryUsage().rss;
+    const where = /msg\.payload: Image too large: the SVG embeds raster images of 400000000 pixels in all, the limit is 40000000 pixels/;
+    await fails('t-predict', { payload: bomb, model: good.model }, where);
+    // However the raster is named or wrapped: SVG 2's plain href, a filter's feImage, an SVG inside the SVG, SVG text.
+    await fails('t-predict', { payload: svgWith([dataUrl(big)], 'href'), model: good.model }, where);
+    const filter = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="200" height="200"><filter id="f">' +
+      `<feImage href="${dataUrl(big)}"/></filter><rect width="200" height="200" filter="url(#f)"/></svg>`);
+    await fails('t-predict', { payload: filter, model: good.model }, where);
+    await fails('t-predict', { payload: svgWith([dataUrl(bomb, 'image/svg+xml')]), model: good.model }, where);
+    await fails('t-predict', { payload: bomb.toString(), model: good.model }, where);
+    await fails('t-predict', { payload: dataUrl(bomb, 'image/svg+xml'), model: good.model }, where);
+    // Addresses the scan cannot read are refused rather than trusted.
+    const entity = svgWith([`&d;${dataUrl(big).slice(4)}`], 'xlink:href', '<!DOCTYPE svg [<!ENTITY d "data">]>');
+    await fails('t-predict', { payload: entity, model: good.model }, /declares XML entities or spells an embedded image's address with character references/);
+    await fails('t-predict', { payload: svgWith([`&#100;ata:image/png;base64,${big.toString('base64')}`]), model: good.model }, /character references/);
+    await fails('t-predict', { payload: svgWith(Array(101).fill(dataUrl(await sharp({ create: { width: 2, height: 2, channels: 3, background: '#000' } }).png().toBuffer()))), model: good.model }, /embeds more than 100 images/);
+    await fails('t-predict', { payload: svgWith(['data:image/png;base64,AAAA']), model: good.model }, /embeds an image whose size cannot be read before decoding/);
+    assert.ok(process.memoryUsage().rss - rss < 300 * MB, `RSS grew ${Math.round((process.memoryUsage().rss - rss) / MB)} MB`);
+    // A digit drawn as a PNG inside an SVG is read as before.
+    const four = await sharp(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="200" height="200"><rect width="200" height="200" fill="#fff"/>' +
+      '<text x="100" y="170" text-anchor="middle" font-family="DejaVu Sans" font-size="160">4</text></svg>')).png().toBuffer();
+    const p = await works('t-predict', { payload: svgWith([dataUrl(four)]), model: good.model });
+    assert.equal(p.payload.probabilities.length, 10);
+    await healthy();
+  });
+
+  it('3. images per message are bounded (default 64, configurable) before any is decoded: 48,000 tiny PNGs are refused at once', async () => {
+    await helper.load(NODES, flow([{ id: 'p100', type: 'predict', topK: '1', maxImages: '100', wires: [['out']] }]));
+    const good = await ready();
+    const tiny = (await sharp(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="20" height="24"><rect width="20" height="24" fill="#fff"/>' +
+      '<text x="10" y="20" text-anchor="middle" font-family="DejaVu Sans" font-size="20">7</text></svg>')).png().toBuffer()).toString('base64');
+    const rss = process.memoryUsage().rss;
+    await fails('t-predict', { payload: new Array(48000).fill(tiny), model: good.model },
+      /msg\.payload holds 48000 images; this predict node reads at most 64 images per message \(Max images\)/);
+    assert.ok(process.memoryUsage().rss - rss < 200 * MB, `RSS grew ${Math.round((process.memoryUsage().rss - rss) / MB)} MB`);
+    // Numbers are not counted: they cost no decoding.
+    const digit = new Array(784).fill(0);
+    await fails('t-predict', { payload: [...new Array(65).fill(tiny), digit], model: good.model }, /holds 65 images; .* at most 64/);
+    assert.equal((await works('t-predict', { payload: [...new Array(64).fill(tiny), digit], model: good.model })).payload.length, 65);
+    assert.equal((await works('p100', { payload: new Array(100).fill(tiny), model: good.model })).payload.length, 100);
+    await fails('p100', { payload: new Array(101).fill(tiny), model: good.model }, /at most 100 images/);
     await healthy();
   });
 

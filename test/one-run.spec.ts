@@ -5,7 +5,7 @@ import { backend, helper, next, NODES, pipeline, tensors } from './helpers';
 // evaluation after it) still reads. mnist-dataset and normalize refuse to run again while a
 // training reads the splits they made, with an error a Catch node receives; the first run ends
 // with its result.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const ALL = [...NODES, require('@node-red/nodes/core/common/25-catch.js')];
 
 /** Resolves once the training has sent its `step`-th loss point. */

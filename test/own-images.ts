@@ -2,7 +2,7 @@ import sharp from 'sharp';
 
 // Our own set of 520 non-MNIST digit images: 6 fonts x 8 kinds (polarity, transparency, coloured
 // paper, JPEG/WebP, small and off-centre, rotated) and pen strokes as a mouse draws them.
-const FONTS = ['DejaVu Sans', 'DejaVu Serif', 'DejaVu Sans Mono', 'Liberation Sans', 'Liberation Serif', 'Liberation Mono'];
+export const FONTS = ['DejaVu Sans', 'DejaVu Serif', 'DejaVu Sans Mono', 'Liberation Sans', 'Liberation Serif', 'Liberation Mono'];
 
 export interface Sample { digit: number; kind: string; font?: string; image: Buffer }
 
@@ -17,7 +17,7 @@ export function textSvg(digit: number, font: string, o: {
 }
 
 // Digits as pen strokes (a 100x140 box), the way a mouse or finger draws them on a canvas.
-const STROKES = [
+export const STROKES = [
   'M50 15 C 95 15, 95 125, 50 125 C 5 125, 5 15, 50 15',
   'M56 15 L 44 125',
   'M18 42 C 20 5, 85 5, 80 45 C 75 75, 30 95, 15 125 L 85 125',

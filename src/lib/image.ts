@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import * as zlib from 'zlib';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
 import { MnistError } from './messages';
+import { analysePage, digitInk, Grey8, PageAnalysis } from './photo';
 
 // A long-running Node-RED process would otherwise keep decoded images in libvips' cache.
 sharp.cache(false);
@@ -14,23 +15,60 @@ export interface ImageLimits { maxBytes: number; maxPixels: number }
 
 export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxBytes: 10 * 1024 * 1024, maxPixels: 40_000_000 };
 
+/** Encoded images one message may hold by default (predict's Max images): each may cost a full decode. */
+export const DEFAULT_MAX_IMAGES = 64;
+
 /** Grey image, row-major, values in [0,1]. */
 export interface Grey { data: Float32Array; width: number; height: number }
 export interface Box { left: number; top: number; width: number; height: number }
 
-export interface Preprocessed {
+export interface DigitImage {
     /** 784 values, ink bright, in [0,1], row-major 28x28 */
     pixels: Float32Array;
     /** that 28x28 as an 8-bit grey PNG: what the model saw */
     png: Buffer;
-    inverted: boolean;
+    /** where the digit is, in the input image's pixels */
+    box: Box;
 }
+
+export interface Preprocessed extends DigitImage {
+    inverted: boolean;
+    /** which pipeline read the image: the drawing one (clean background) or the photo one */
+    method: 'drawing' | 'photo' | 'resize';
+    /** every digit found, left to right (one unless `many`); the first is the one above */
+    digits: DigitImage[];
+    /** the input's size (after its EXIF orientation) */
+    width: number;
+    height: number;
+    /** with `region`: the input (at most REGION_SIDE px on a side) with each digit's box drawn, JPEG */
+    region?: Buffer;
+}
+
+/**
+ * drawing: the image is a clean drawing or upload (uniform background: border polarity, all ink).
+ * photo: a camera picture of paper or a board (illumination, rulings, shadows, desk).
+ * auto: photo-grade analysis unless the image is clean.
+ */
+export type ImageMode = 'auto' | 'photo' | 'drawing';
+
+export interface PreprocessOptions {
+    /** false: plain resize to 28x28 (for images that are already MNIST-like) */
+    preprocess?: boolean;
+    limits?: ImageLimits;
+    mode?: ImageMode;
+    /** find every digit (a number written on paper), left to right */
+    many?: boolean;
+    /** also draw the digits' boxes on the input (Preprocessed.region) */
+    region?: boolean;
+}
+
+/** The longer side of the region picture: enough for a dashboard or a camera view. */
+export const REGION_SIDE = 800;
 
 const SIZE = 28;
 const BOX = 20;           // MNIST digits fill a 20x20 box inside the 28x28 frame
-const PRESHRINK = 512;    // statistics on anything bigger only cost time
+const PRESHRINK = 384;    // statistics on anything bigger only cost time
 const INK_THRESHOLD = 0.1;
-const FORMATS_HINT = 'Send a PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG image';
 
 // ---------------------------------------------------------------- input handling
 
@@ -55,8 +93,7 @@ function decodedBase64Length(b64: string): number {
 }
 
 function tooBig(bytes: number, limits: ImageLimits): Error {
-    return new Error(`Image too large: about ${bytes} bytes, the limit is ${limits.maxBytes} bytes. ` +
-        'Send a smaller image (a digit needs only a few hundred pixels on a side) or raise the size limit.');
+    return new MnistError('image-too-many-bytes', { bytes, max: limits.maxBytes });
 }
 
 /** Accepts a Buffer of an encoded image, a data URL ('data:image/png;base64,...') or a bare base64 string. */
@@ -66,7 +103,7 @@ export function toImageBuffer(input: Buffer | string, limits: ImageLimits = DEFA
         buf = input;
     } else if (typeof input === 'string') {
         const s = input.trim();
-        if (s.length === 0) throw new Error('Empty image: the input string is empty. Send an image Buffer, a data URL or a base64 string.');
+        if (s.length === 0) throw new MnistError('image-empty-string');
         const m = /^data:([^,]*?),/i.exec(s);
         if (m) {
             const body = s.slice(m[0].length);
@@ -78,26 +115,26 @@ export function toImageBuffer(input: Buffer | string, limits: ImageLimits = DEFA
             } else {
                 if (body.length > limits.maxBytes) throw tooBig(body.length, limits);
                 let text: string;
-                try { text = decodeURIComponent(body); } catch { throw new Error('Invalid data URL: its text is not properly URL-encoded. Use a base64 data URL instead.'); }
+                try { text = decodeURIComponent(body); } catch { throw new MnistError('image-data-url-encoding'); }
                 buf = Buffer.from(text, 'utf8');
             }
+        } else if (s.startsWith('<')) {
+            // SVG text, as an HTTP body sent with Content-Type image/svg+xml arrives.
+            if (Buffer.byteLength(s, 'utf8') > limits.maxBytes) throw tooBig(Buffer.byteLength(s, 'utf8'), limits);
+            buf = Buffer.from(s, 'utf8');
         } else {
             const b64 = s.replace(/\s+/g, '');
-            if (!BASE64_RE.test(b64)) {
-                throw new Error('Unsupported image string: it is neither a data URL (data:image/png;base64,...) nor base64. ' +
-                    'Send an image Buffer, a data URL or a base64 string.');
-            }
+            if (!BASE64_RE.test(b64)) throw new MnistError('image-string-kind');
             if (decodedBase64Length(b64) > limits.maxBytes) throw tooBig(decodedBase64Length(b64), limits);
             buf = Buffer.from(b64, 'base64');
         }
     } else {
-        throw new Error(`Unsupported image input of type ${input === null ? 'null' : typeof input}: ` +
-            'send an image Buffer, a data URL or a base64 string.');
+        throw new MnistError('image-input-type', { type: input === null ? 'null' : typeof input });
     }
-    if (buf.length === 0) throw new Error('Empty image: the input has no bytes. Send an image Buffer, a data URL or a base64 string.');
+    if (buf.length === 0) throw new MnistError('image-empty');
     if (buf.length > limits.maxBytes) throw tooBig(buf.length, limits);
     if (!sniffFormat(buf) && isMultipartForm(buf)) throw new MnistError('image-multipart');
-    if (!sniffFormat(buf)) throw new Error(`Unsupported or corrupt image data: the bytes are not a known image format. ${FORMATS_HINT}.`);
+    if (!sniffFormat(buf)) throw new MnistError('image-unknown-format');
     return buf;
 }
 
@@ -113,6 +150,7 @@ export function isImageInput(x: unknown): boolean {
     if (typeof x !== 'string') return false;
     const s = x.trimStart();
     if (/^data:image\//i.test(s)) return true;
+    if (s.startsWith('<')) return sniffFormat(Buffer.from(s.slice(0, 4096), 'utf8')) === 'svg';
     if (s.length < 32) return false;
     // Only the head needs decoding to see the signature (64 chars -> 48 bytes, a multiple of 4).
     const head = s.slice(0, 4096).replace(/\s+/g, '').slice(0, 64);
@@ -120,10 +158,71 @@ export function isImageInput(x: unknown): boolean {
     return sniffFormat(Buffer.from(head, 'base64')) !== null;
 }
 
+/** The most images an SVG may embed, and how deep SVGs may nest inside one another. */
+const SVG_MAX_IMAGES = 100;
+const SVG_MAX_DEPTH = 3;
+
+/** Attributes of the tag that starts at `from` (just after its name), quotes respected. */
+function tagAttributes(text: string, from: number): Map<string, string> {
+    const attrs = new Map<string, string>();
+    const re = /\s*([\w:.-]+)\s*=\s*("([^"]*)"|'([^']*)')|\s*(\/?>)|\s*([^\s])/gy;
+    re.lastIndex = from;
+    for (let m = re.exec(text); m && !m[5]; m = re.exec(text)) {
+        if (m[1]) attrs.set(m[1].toLowerCase(), m[3] ?? m[4]);
+    }
+    return attrs;
+}
+
+/**
+ * Refuses an SVG whose embedded rasters (<image>, <feImage> with data: URLs; librsvg does not
+ * fetch other addresses) would decode beyond the pixel limit together, before librsvg decodes
+ * them at their full size: a 100 kB SVG may hold a 20000x20000 PNG. Their sizes come from their
+ * headers; an SVG inside is checked the same way. Entities could hide an address from this scan,
+ * so an SVG that declares any (or writes an address with character references) is refused.
+ * Returns the embedded pixels counted.
+ */
+export async function checkSvgRasters(svg: Buffer, limits: ImageLimits, depth = 0): Promise<number> {
+    const text = svg.toString('utf8');
+    if (/<!ENTITY/i.test(text)) throw new MnistError('svg-entities');
+    let total = 0, count = 0;
+    for (const m of text.matchAll(/<(?:[\w-]+:)?(?:image|feImage)(?=[\s/>])/gi)) {
+        if (++count > SVG_MAX_IMAGES) throw new MnistError('svg-images-too-many', { max: SVG_MAX_IMAGES });
+        const attrs = tagAttributes(text, m.index + m[0].length);
+        for (const [name, raw] of attrs) {
+            if (name !== 'href' && !name.endsWith(':href')) continue;
+            const url = raw.trim();
+            if (url.includes('&')) throw new MnistError('svg-entities');
+            const data = /^data:([^,]*?),/i.exec(url);
+            if (!data) continue;
+            let bytes: Buffer;
+            try {
+                const body = url.slice(data[0].length);
+                bytes = /;base64$/i.test(data[1]) ? Buffer.from(body.replace(/\s+/g, ''), 'base64') : Buffer.from(decodeURIComponent(body), 'utf8');
+            } catch {
+                throw new MnistError('svg-image-unreadable');
+            }
+            const format = sniffFormat(bytes);
+            let pixels: number;
+            if (format === 'svg') {
+                if (depth >= SVG_MAX_DEPTH) throw new MnistError('svg-image-unreadable');
+                pixels = await checkSvgRasters(bytes, { ...limits, maxPixels: limits.maxPixels - total }, depth + 1);
+            } else {
+                let meta: Metadata;
+                try { meta = await sharp(bytes, { limitInputPixels: false }).metadata(); } catch { throw new MnistError('svg-image-unreadable'); }
+                if (!format || !meta.width || !meta.height) throw new MnistError('svg-image-unreadable');
+                pixels = meta.width * meta.height;
+            }
+            total += pixels;
+            if (total > limits.maxPixels) throw new MnistError('svg-image-too-large', { pixels: total, max: limits.maxPixels });
+        }
+    }
+    return total;
+}
+
 // ---------------------------------------------------------------- pipeline steps
 
-/** 8-bit grey, row-major: what sharp decodes to; every later per-pixel step is a 256-entry table on it. */
-interface Grey8 { data: Uint8Array; width: number; height: number }
+/** What sharp decodes to (8-bit grey, row-major; every later per-pixel step is a 256-entry table on it), and the input's own size. */
+interface Decoded extends Grey8 { hasAlpha: boolean; sourceWidth: number; sourceHeight: number }
 
 /** Decodes with transparency composited over white (dropping alpha would blank images whose hidden colour is black). */
 export async function decodeGrey(buf: Buffer, limits: ImageLimits = DEFAULT_IMAGE_LIMITS, background = '#ffffff'): Promise<Grey & { hasAlpha: boolean }> {
@@ -131,7 +230,7 @@ export async function decodeGrey(buf: Buffer, limits: ImageLimits = DEFAULT_IMAG
     return { ...toFloat(g), hasAlpha: g.hasAlpha };
 }
 
-async function decodeGrey8(buf: Buffer, limits: ImageLimits, background = '#ffffff'): Promise<Grey8 & { hasAlpha: boolean }> {
+async function decodeGrey8(buf: Buffer, limits: ImageLimits, background = '#ffffff'): Promise<Decoded> {
     // The header is read without sharp's limit so the error can name the declared size.
     const open = (limitInputPixels: number | false) => sharp(buf, { limitInputPixels, autoOrient: true });
     let meta: Metadata;
@@ -141,11 +240,10 @@ async function decodeGrey8(buf: Buffer, limits: ImageLimits, background = '#ffff
         throw decodeError(e);
     }
     const w = meta.width ?? 0, h = meta.height ?? 0;
-    if (!(w > 0 && h > 0)) throw new Error(`Unsupported or corrupt image: it has no readable size. ${FORMATS_HINT}.`);
-    if (w * h > limits.maxPixels) {
-        throw new Error(`Image too large: ${w}x${h} = ${w * h} pixels, the limit is ${limits.maxPixels} pixels. ` +
-            'Send a smaller image or raise the pixel limit.');
-    }
+    if (!(w > 0 && h > 0)) throw new MnistError('image-no-size');
+    if (w * h > limits.maxPixels) throw new MnistError('image-too-many-pixels', { width: w, height: h, pixels: w * h, max: limits.maxPixels });
+    // librsvg decodes an SVG's embedded rasters at their own size, whatever the SVG's size says.
+    if (meta.format === 'svg') await checkSvgRasters(buf, limits);
     let pipeline = open(limits.maxPixels).flatten({ background }).greyscale();
     if (Math.max(w, h) > PRESHRINK) pipeline = pipeline.resize(PRESHRINK, PRESHRINK, { fit: 'inside', kernel: 'lanczos3' });
     let out: { data: Buffer; info: OutputInfo };
@@ -157,7 +255,8 @@ async function decodeGrey8(buf: Buffer, limits: ImageLimits, background = '#ffff
     }
     const { data, info } = out;
     if (info.channels !== 1) throw new Error(`decode: expected 1 channel, got ${info.channels}`);
-    return { data, width: info.width, height: info.height, hasAlpha: !!meta.hasAlpha };
+    const oriented = meta.autoOrient ?? { width: w, height: h };
+    return { data, width: info.width, height: info.height, hasAlpha: !!meta.hasAlpha, sourceWidth: oriented.width, sourceHeight: oriented.height };
 }
 
 // A plain loop: Float32Array.from(bytes, mapFn) costs ~50 ns a pixel (4 ms on 280x280).
@@ -170,9 +269,9 @@ function toFloat(g: Grey8): Grey {
 function decodeError(e: unknown): Error {
     const msg = e instanceof Error ? e.message : String(e);
     if (/pixel limit/i.test(msg)) {
-        return new Error(`Image too large: it exceeds the pixel limit (${msg}). Send a smaller image or raise the pixel limit.`);
+        return new MnistError('image-pixel-limit', { reason: msg });
     }
-    return new Error(`Unsupported or corrupt image: could not decode it (${msg.trim()}). ${FORMATS_HINT}.`);
+    return new MnistError('image-undecodable', { reason: msg.trim() });
 }
 
 function quantile(values: Float32Array, q: number): number {
@@ -346,8 +445,6 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 // ---------------------------------------------------------------- whole pipeline
 
-const NO_INK = 'No ink found: the image looks blank (nothing differs from the background by at least 10%). ' +
-    'Send an image with a clearly visible digit, e.g. dark ink on white paper or white on black.';
 
 /**
  * Full MNIST-style pipeline (preprocess=true) or plain resize to 28x28 greyscale
@@ -360,32 +457,118 @@ const NO_INK = 'No ink found: the image looks blank (nothing differs from the ba
  * full-size image is read twice (histograms, then bounding box) instead of being copied to
  * floats, inverted, sorted and rescanned.
  */
-export async function preprocessImage(
-    input: Buffer | string,
-    opts: { preprocess?: boolean; limits?: ImageLimits } = {},
-): Promise<Preprocessed> {
+export async function preprocessImage(input: Buffer | string, opts: PreprocessOptions = {}): Promise<Preprocessed> {
     const limits = opts.limits ?? DEFAULT_IMAGE_LIMITS;
     const buf = toImageBuffer(input, limits);
     const grey = await decodeGrey8(buf, limits);
+    const toSource = (b: Box): Box => scaleBox(b, grey.sourceWidth / grey.width, grey.sourceHeight / grey.height, grey.sourceWidth, grey.sourceHeight);
 
-    let out: Grey;
+    const mode = opts.mode ?? 'auto';
+    if (opts.preprocess === false && opts.many) throw new MnistError('many-needs-preprocess');
+    let digits: Array<{ out: Grey; box: Box }>;
     let inverted = false;
+    let method: Preprocessed['method'] = 'resize';
     if (opts.preprocess === false) {
-        out = grey.width === SIZE && grey.height === SIZE ? toFloat(grey) : toFloat(await resize8(grey, SIZE, SIZE));
+        const out = grey.width === SIZE && grey.height === SIZE ? toFloat(grey) : toFloat(await resize8(grey, SIZE, SIZE));
+        digits = [{ out, box: { left: 0, top: 0, width: grey.sourceWidth, height: grey.sourceHeight } }];
     } else {
-        let found = findInk8(grey);
+        let found = mode === 'photo' ? null : findInk8(grey);
         // Light ink on a transparent canvas vanishes over white; only then try black.
-        if (!found && grey.hasAlpha) found = findInk8(await decodeGrey8(buf, limits, '#000000'));
-        if (!found) throw new Error(NO_INK);
-        inverted = found.inverted;
-        out = pasteCentred(await fitCrop(found.grey, found), SIZE);
+        if (!found && grey.hasAlpha && mode !== 'photo') found = findInk8(await decodeGrey8(buf, limits, '#000000'));
+        let page = mode === 'drawing' ? null : analysePage(found?.grey ?? grey, !!opts.many);
+        if (!page && grey.hasAlpha && mode === 'photo') page = analysePage(await decodeGrey8(buf, limits, '#000000'), !!opts.many);
+        // Both readings agree on a clean image (then the drawing pipeline's crop is kept: it is
+        // the one measured on MNIST); on a photo the drawing reading takes rulings, shadows and
+        // the desk for ink.
+        const drawing = mode === 'drawing' || (found && !opts.many && drawingFits(found, page));
+        if (drawing) {
+            if (!found) throw new MnistError('no-digit');
+            inverted = found.inverted;
+            method = 'drawing';
+            digits = [{ out: pasteCentred(await fitCrop(found.grey, found), SIZE), box: toSource(found.box) }];
+        } else {
+            if (!page) throw new MnistError('no-digit');
+            const a = page;
+            inverted = a.polarity === 'dark';
+            method = 'photo';
+            // A number written along a slope (a rotated photo) is turned level, digit by digit.
+            const level = Math.abs(a.angle) >= MIN_TURN ? -a.angle : 0;
+            digits = await Promise.all(a.digits.map(async (d) => ({
+                out: pasteCentred(await fitLongerSide(await turn(digitInk(a, d), level), BOX), SIZE),
+                box: toSource(d.box),
+            })));
+        }
     }
 
-    // Quantised so `pixels` is exactly what the PNG shows.
-    const u8 = toUint8(out);
-    const pixels = new Float32Array(u8.length);
-    for (let i = 0; i < u8.length; i++) pixels[i] = u8[i] / 255;
-    return { pixels, png: encodeGreyPng(u8, out.width, out.height), inverted };
+    const images = digits.map(({ out, box }) => {
+        // Quantised so `pixels` is exactly what the PNG shows.
+        const u8 = toUint8(out);
+        const pixels = new Float32Array(u8.length);
+        for (let i = 0; i < u8.length; i++) pixels[i] = u8[i] / 255;
+        return { pixels, png: encodeGreyPng(u8, out.width, out.height), box };
+    });
+    const region = opts.region ? await drawRegions(buf, limits, images.map((d) => d.box)) : undefined;
+    return { ...images[0], inverted, method, digits: images, width: grey.sourceWidth, height: grey.sourceHeight, region };
+}
+
+/**
+ * The input image (upright, transparency over white, at most REGION_SIDE px on a side) with a
+ * box drawn around each region given in the input's pixels: where the digits were found.
+ */
+export async function drawRegions(buf: Buffer, limits: ImageLimits, boxes: Box[]): Promise<Buffer> {
+    const base = await sharp(buf, { limitInputPixels: limits.maxPixels, autoOrient: true })
+        .flatten({ background: '#ffffff' })
+        .resize(REGION_SIDE, REGION_SIDE, { fit: 'inside', withoutEnlargement: true })
+        .toColourspace('srgb').raw().toBuffer({ resolveWithObject: true })
+        .catch((e) => { throw decodeError(e); });
+    const meta = await sharp(buf, { limitInputPixels: false, autoOrient: true }).metadata();
+    const upright = meta.autoOrient ?? { width: meta.width ?? base.info.width, height: meta.height ?? base.info.height };
+    const { width: w, height: h, channels } = base.info;
+    const sx = w / upright.width, sy = h / upright.height;
+    const line = Math.max(2, Math.round(Math.max(w, h) / 200));
+    const rects = boxes.map((b) => `<rect x="${(b.left * sx).toFixed(1)}" y="${(b.top * sy).toFixed(1)}" ` +
+        `width="${(b.width * sx).toFixed(1)}" height="${(b.height * sy).toFixed(1)}"/>`).join('');
+    const overlay = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">` +
+        `<g fill="none" stroke="#ff2a6d" stroke-width="${line}">${rects}</g></svg>`);
+    return sharp(base.data, { raw: { width: w, height: h, channels } })
+        .composite([{ input: overlay, top: 0, left: 0 }])
+        .jpeg({ quality: 85 }).toBuffer();
+}
+
+/**
+ * The drawing reading is the right one for this image: it found the same digit as the photo
+ * reading (same polarity, its box around the photo reading's box and hardly bigger: a clean
+ * image); or the image is clean and the photo reading found nothing or only the digit's holes
+ * (a digit touching the frame, which the photo reading takes for the desk).
+ */
+function drawingFits(found: Ink8, page: PageAnalysis | null): boolean {
+    if (!page) return found.clean;
+    const a = found.box, b = page.digits.length === 1 ? page.digits[0].box : null;
+    const within = (inner: Box, outer: Box, m: number) => inner.left >= outer.left - m && inner.top >= outer.top - m &&
+        inner.left + inner.width <= outer.left + outer.width + m && inner.top + inner.height <= outer.top + outer.height + m;
+    if (found.inverted !== (page.polarity === 'dark')) return false;
+    if (!b) return false;
+    const m = 2 + 0.1 * Math.max(b.width, b.height);
+    return within(b, a, 1) && within(a, b, m);
+}
+
+/** Below this slope (degrees) a line of digits is left as it is. */
+const MIN_TURN = 3;
+
+/** Rotates (clockwise degrees) and crops to the ink again. */
+async function turn(img: Grey, degrees: number): Promise<Grey> {
+    if (!degrees) return img;
+    const { data, info } = await rawGrey8({ data: toUint8(img), width: img.width, height: img.height })
+        .rotate(degrees, { background: '#000000' }).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+    const out = toFloat({ data, width: info.width, height: info.height });
+    const box = inkBoundingBox(out);
+    return box ? cropGrey(out, box) : out;
+}
+
+function scaleBox(b: Box, sx: number, sy: number, maxW: number, maxH: number): Box {
+    const left = Math.max(0, Math.floor(b.left * sx)), top = Math.max(0, Math.floor(b.top * sy));
+    const right = Math.min(maxW, Math.ceil((b.left + b.width) * sx)), bottom = Math.min(maxH, Math.ceil((b.top + b.height) * sy));
+    return { left, top, width: right - left, height: bottom - top };
 }
 
 // 8-bit on purpose: sharp treats float/16-bit raw input as other colour spaces and ranges,
@@ -400,7 +583,16 @@ interface Ink8 {
     level: Float32Array;
     box: Box;
     inverted: boolean;
+    /**
+     * The image is a clean drawing or upload: the background is one level (within 6 %) almost
+     * everywhere, the ink is a minority and does not span the frame. A photo's page is not:
+     * light falls off, rulings and the desk count as ink.
+     */
+    clean: boolean;
 }
+
+/** How far from the border's level the background of a clean image may stray (0-1). */
+const FLAT = 0.06;
 
 /** The k-th smallest of the float32 levels fround(u/255) counted in `hist` (quantile()'s index rule). */
 function histQuantile(hist: Uint32Array, n: number, q: number): number {
@@ -461,7 +653,17 @@ function findInk8(grey: Grey8): Ink8 | null {
         if (x1 > r) r = x1;
     }
     if (r < 0) return null;
-    return { grey, level: lut, box: { left: l, top, width: r - l + 1, height: b - top + 1 }, inverted };
+    let page = 0, flat = 0, inkPixels = 0;
+    for (let u = 0; u < 256; u++) {
+        if (lut[u] > 0) inkPixels += all[u];
+        else {
+            page += all[u];
+            if (Math.abs(u / 255 - level) <= FLAT) flat += all[u];
+        }
+    }
+    const box = { left: l, top, width: r - l + 1, height: b - top + 1 };
+    const clean = flat >= 0.95 * page && inkPixels <= 0.35 * data.length && !(box.width >= 0.95 * w && box.height >= 0.95 * h);
+    return { grey, level: lut, box, inverted, clean };
 }
 
 /**

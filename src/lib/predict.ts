@@ -3,7 +3,7 @@ import { inferenceChunk } from './engine/budget';
 import { MnistError, at, shown } from './messages';
 import { activationsPerSample, inputSize } from './model';
 import { ModelEntry } from './model';
-import { DEFAULT_IMAGE_LIMITS, ImageLimits, preprocessImage } from './image';
+import { Box, DEFAULT_IMAGE_LIMITS, DEFAULT_MAX_IMAGES, ImageLimits, ImageMode, preprocessImage } from './image';
 
 export interface Prediction {
   label: number | null;      // class index, or null when below the confidence threshold
@@ -99,12 +99,26 @@ function probabilities(model: tf.LayersModel, floats: Float32Array, n: number, l
   return out ?? new Float32Array(0);
 }
 
+/** One digit of an image read with `many`. */
+export interface FoundDigit { pixels: Float32Array; png: Buffer; box: Box }
+
 export interface DecodedInputs {
   /** [0,1] pixels, ink bright, one per input */
   pixels: Float32Array[];
   /** the 28x28 PNG the model saw, for image inputs; null for number-array inputs */
   pngs: Array<Buffer | null>;
   batch: boolean;
+  /** with `many`: every digit of each image input, left to right (null for number arrays) */
+  digits?: Array<FoundDigit[] | null>;
+  /** with `region`: each image input with its digits' boxes drawn (null for number arrays) */
+  regions?: Array<Buffer | null>;
+}
+
+export interface DecodeOptions {
+  rows: number; cols: number; preprocess?: boolean; limits?: ImageLimits; signal?: AbortSignal;
+  mode?: ImageMode; many?: boolean; region?: boolean;
+  /** the most encoded images one message may hold (number arrays are cheap and not counted) */
+  maxImages?: number;
 }
 
 function isNumberImage(x: unknown): boolean {
@@ -116,29 +130,42 @@ function isNumberImage(x: unknown): boolean {
  * batch mixing both. Images go through the MNIST-style pipeline (or a plain resize when
  * preprocess is false); numbers are taken as they are.
  */
-export async function decodeInputs(
-  payload: unknown,
-  opts: { rows: number; cols: number; preprocess?: boolean; limits?: ImageLimits; signal?: AbortSignal },
-): Promise<DecodedInputs> {
+export async function decodeInputs(payload: unknown, opts: DecodeOptions): Promise<DecodedInputs> {
   const { rows, cols } = opts;
   const image = async (x: Buffer | string, where: string) => {
     if (rows !== 28 || cols !== 28) throw new MnistError('image-model-shape', { rows, cols, pixels: rows * cols });
     try {
-      return await preprocessImage(x, { preprocess: opts.preprocess, limits: opts.limits ?? DEFAULT_IMAGE_LIMITS });
+      return await preprocessImage(x, {
+        preprocess: opts.preprocess, limits: opts.limits ?? DEFAULT_IMAGE_LIMITS, mode: opts.mode, many: opts.many, region: opts.region,
+      });
     } catch (e) {
       throw at(where, e);
     }
   };
+  const extras = (out: DecodedInputs, r: Awaited<ReturnType<typeof image>> | null) => {
+    if (opts.many) (out.digits ??= []).push(r ? r.digits.map((d) => ({ pixels: d.pixels, png: d.png, box: d.box })) : null);
+    if (opts.region) (out.regions ??= []).push(r?.region ?? null);
+  };
   if (Buffer.isBuffer(payload) || typeof payload === 'string') {
     const r = await image(payload, 'msg.payload');
-    return { pixels: [r.pixels], pngs: [r.png], batch: false };
+    const out: DecodedInputs = { pixels: [r.pixels], pngs: [r.png], batch: false };
+    extras(out, r);
+    return out;
   }
   const arrays = arrayInputs(payload, rows, cols);
-  if (arrays) return { pixels: arrays.pixels, pngs: arrays.pixels.map(() => null), batch: arrays.batch };
+  if (arrays) {
+    const out: DecodedInputs = { pixels: arrays.pixels, pngs: arrays.pixels.map(() => null), batch: arrays.batch };
+    for (let i = 0; i < out.pixels.length; i++) extras(out, null);
+    return out;
+  }
   if (!Array.isArray(payload)) {
     throw new MnistError('payload-kind', { pixels: rows * cols, rows, cols });
   }
-  // A batch with at least one encoded image (arrayInputs took all-number batches).
+  // A batch with at least one encoded image (arrayInputs took all-number batches). Each image
+  // may cost a full decode, so their number is bounded before any is decoded.
+  const encoded = payload.filter((x) => Buffer.isBuffer(x) || typeof x === 'string').length;
+  const maxImages = opts.maxImages ?? DEFAULT_MAX_IMAGES;
+  if (encoded > maxImages) throw new MnistError('too-many-images', { count: encoded, max: maxImages });
   const out: DecodedInputs = { pixels: [], pngs: [], batch: true };
   for (let i = 0; i < payload.length; i++) {
     if (opts.signal?.aborted) throw new MnistError('predict-stopped');
@@ -147,11 +174,13 @@ export async function decodeInputs(
       const r = await image(x, `msg.payload[${i}]`);
       out.pixels.push(r.pixels);
       out.pngs.push(r.png);
+      extras(out, r);
     } else if (isNumberImage(x)) {
       const one = arrayInputs(x, rows, cols);
       if (!one || one.batch) throw new MnistError('not-number-image', { where: `msg.payload[${i}]`, pixels: rows * cols, rows, cols });
       out.pixels.push(one.pixels[0]);
       out.pngs.push(null);
+      extras(out, null);
     } else {
       throw new MnistError('batch-item-kind', { where: `msg.payload[${i}]`, type: x === null ? 'null' : typeof x, pixels: rows * cols });
     }

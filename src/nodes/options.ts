@@ -1,7 +1,7 @@
 // Each node's options are declared once, here: type, default, bounds and the msg property that
 // may override it. Parsing, validation, the error texts and the per-message overrides all derive
 // from these tables, and test/options.spec.ts keeps each editor's `defaults` equal to them.
-import { DEFAULT_IMAGE_LIMITS } from '../lib/image';
+import { DEFAULT_IMAGE_LIMITS, DEFAULT_MAX_IMAGES } from '../lib/image';
 import { MnistError, shown } from '../lib/messages';
 import { TRAIN_DEFAULTS } from '../lib/engine/types';
 
@@ -139,8 +139,12 @@ export const OPTIONS = {
     threshold: { type: 'number', default: 0, min: 0, max: 1 },
     topK: { type: 'int', default: 3, min: 1, max: 256 },
     preprocess: { type: 'bool', default: true },
+    mode: { type: 'enum', default: 'auto', values: ['auto', 'photo', 'drawing'] },
+    digits: { type: 'enum', default: 'one', values: ['one', 'many'] },
+    region: { type: 'bool', default: false },
     maxBytes: { type: 'int', default: DEFAULT_IMAGE_LIMITS.maxBytes, min: 1, max: 1 << 30 },
     maxPixels: { type: 'int', default: DEFAULT_IMAGE_LIMITS.maxPixels, min: 1, max: 268_402_689 },
+    maxImages: { type: 'int', default: DEFAULT_MAX_IMAGES, min: 1, max: 100_000 },
     queue: { type: 'int', default: 100, min: 0, max: 100_000 },
   },
   plot: {

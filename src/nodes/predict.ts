@@ -4,7 +4,7 @@ import { SplitView, toFloats } from '../lib/dataset';
 import { MnistError } from '../lib/messages';
 import { ModelEntry } from '../lib/model';
 import { folderStamp, loadModel } from '../lib/persist';
-import { MAX_ENSEMBLE, classify, decodeInputs } from '../lib/predict';
+import { FoundDigit, MAX_ENSEMBLE, Prediction, classify, decodeInputs } from '../lib/predict';
 import * as registry from '../lib/registry';
 import { attach, modelHandle, options } from './common';
 
@@ -14,6 +14,32 @@ function splitImages(handle: registry.Handle): Float32Array[] {
   const raw = toFloats({ ...view, normalization: null });
   const size = view.rows * view.cols;
   return Array.from({ length: view.count }, (_, i) => raw.subarray(i * size, (i + 1) * size));
+}
+
+/** What predict answers for an image read with "several digits": the number and each digit. */
+interface NumberReading {
+  /** the digits' labels left to right; '?' where a digit is below the threshold */
+  text: string;
+  /** the least sure digit's confidence */
+  confidence: number;
+  digits: Array<{ label: number | null; className: string | null; confidence: number; box: FoundDigit['box']; topK: Prediction['topK'] }>;
+}
+
+/** Each image's digits classified in one call, then read left to right. */
+function readNumbers(entries: ModelEntry[], found: FoundDigit[][], opts: Parameters<typeof classify>[2]): NumberReading[] {
+  const preds = classify(entries, found.flat().map((d) => d.pixels), opts);
+  let at = 0;
+  return found.map((ds) => {
+    const digits = ds.map((d) => {
+      const p = preds[at++];
+      return { label: p.label, className: p.className, confidence: p.confidence, box: d.box, topK: p.topK };
+    });
+    return {
+      text: digits.map((d) => d.className ?? '?').join(''),
+      confidence: digits.reduce((m, d) => Math.min(m, d.confidence), 1),
+      digits,
+    };
+  });
 }
 
 export = (RED: NodeAPI) => {
@@ -51,9 +77,9 @@ export = (RED: NodeAPI) => {
         const folder = o.modelFolder.trim() ? path.resolve(userDir, o.modelFolder.trim()) : '';
         // msg.model: one handle, or several (an ensemble: their probabilities are averaged).
         const absent = msg.model === undefined || msg.model === null;
-        const many = Array.isArray(msg.model);
-        if (many && (msg.model.length < 1 || msg.model.length > MAX_ENSEMBLE)) throw new MnistError('ensemble-size', { count: msg.model.length, max: MAX_ENSEMBLE });
-        const resolve = (): ModelEntry[] => (many ? msg.model : [msg.model]).map((h: unknown, i: number) => registry.resolve<ModelEntry>(h, 'model', many ? `msg.model[${i}]` : 'msg.model'));
+        const ensemble = Array.isArray(msg.model);
+        if (ensemble && (msg.model.length < 1 || msg.model.length > MAX_ENSEMBLE)) throw new MnistError('ensemble-size', { count: msg.model.length, max: MAX_ENSEMBLE });
+        const resolve = (): ModelEntry[] => (ensemble ? msg.model : [msg.model]).map((h: unknown, i: number) => registry.resolve<ModelEntry>(h, 'model', ensemble ? `msg.model[${i}]` : 'msg.model'));
         let entries: ModelEntry[];
         if (absent && folder) entries = [await folderModel(folder, (f) => node.log(t('predict.log.loaded', { folder: f })))];
         else if (absent) throw new MnistError('no-model-or-folder');
@@ -64,24 +90,40 @@ export = (RED: NodeAPI) => {
         let images: Float32Array[];
         let batch: boolean;
         let pngs: Array<Buffer | null> = [];
+        let found: Array<FoundDigit[] | null> | undefined;
+        let regions: Array<Buffer | null> | undefined;
+        const many = o.digits === 'many';
         if (p && typeof p === 'object' && !Buffer.isBuffer(p) && (p as registry.Handle).kind === 'split') {
           images = splitImages(p as registry.Handle);
           batch = true;
         } else {
           const limits = { maxBytes: o.maxBytes, maxPixels: o.maxPixels };
-          ({ pixels: images, pngs, batch } = await decodeInputs(p, { rows, cols, preprocess: o.preprocess, limits, signal }));
+          ({ pixels: images, pngs, batch, digits: found, regions } = await decodeInputs(p, {
+            rows, cols, preprocess: o.preprocess, limits, signal, mode: o.mode, many, region: o.region, maxImages: o.maxImages,
+          }));
         }
         // Decoding awaited: the model may have been rebuilt or freed meanwhile (a clear "gone" error then).
         if (!absent) entries = resolve();
-        const predictions = classify(entries, images, { threshold: o.threshold, topK: o.topK, limitMB: memoryMB });
-        msg.payload = batch ? predictions : predictions[0];
-        if (pngs.some((b) => b !== null)) msg.preprocessed = batch ? pngs : pngs[0];
-        else delete msg.preprocessed;
+        const how = { threshold: o.threshold, topK: o.topK, limitMB: memoryMB };
+        const one = <T>(list: T[]) => (batch ? list : list[0]);
+        if (many && found) {
+          // A number-array input is one digit: its own single "number".
+          const groups = found.map((ds, i) => ds ?? [{ pixels: images[i], png: Buffer.alloc(0), box: { left: 0, top: 0, width: cols, height: rows } }]);
+          msg.payload = one(readNumbers(entries, groups, how));
+          msg.preprocessed = one(found.map((ds) => (ds ? ds.map((d) => d.png) : null)));
+        } else {
+          msg.payload = one(classify(entries, images, how));
+          if (pngs.some((b) => b !== null)) msg.preprocessed = one(pngs);
+          else delete msg.preprocessed;
+        }
+        if (regions) msg.region = one(regions);
+        else delete msg.region;
         return msg;
       },
       doneText: (out, { t }) => {
-        const p = (out as { payload: { label: number | null; confidence: number } | unknown[] }).payload;
+        const p = (out as { payload: { label: number | null; confidence: number; text?: string } | unknown[] }).payload;
         if (Array.isArray(p)) return t('predict.status.batch', { count: p.length });
+        if (typeof p.text === 'string') return t('predict.status.number', { text: p.text, percent: (p.confidence * 100).toFixed(0) });
         const percent = (p.confidence * 100).toFixed(0);
         return p.label === null ? t('predict.status.unsure', { percent }) : t('predict.status.one', { label: p.label, percent });
       },
