@@ -97,7 +97,9 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
         const backend = await initBackend(settings.mnistBackend as string | undefined, (key, params) => RED.log.info(t(key, params)));
         const job: Job = {
           msg, node, signal: controller.signal, backend, t, memoryMB,
-          status: (key, params, fill = 'blue') => node.status({ fill, shape: fill === 'blue' ? 'dot' : 'ring', text: t(key, params) }),
+          // A closed node says nothing more: a status after close's node.status({}) would stay for
+          // good (a training that outlives close's 10 s wait still reports progress).
+          status: (key, params, fill = 'blue') => { if (!closed) node.status({ fill, shape: fill === 'blue' ? 'dot' : 'ring', text: t(key, params) }); },
           send: (out) => { if (!closed && out) send(out as NodeMessage); },
         };
         const out = await runner.run(job);
