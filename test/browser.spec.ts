@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Page } from 'playwright-core';
 import sharp from 'sharp';
+import { loadSamples } from '../src/lib/samples';
 import { digitVideo } from './browser/camera';
 import { Browser, CHROMIUM, openBrowser } from './browser/chromium';
 import { EXAMPLES, NodeRed, ROOT, startNodeRed } from './browser/node-red';
@@ -456,6 +457,30 @@ describe('in the browser: editor and dashboard', function () {
       assert.equal(await page.locator('.mnist-prediction-label').innerText(), '7');
       await page.click('#mnist-camera-off');
       await page.locator('#mnist-camera-start').waitFor({ state: 'visible', timeout: 10000 });
+    });
+
+    it('"Wrong? It is a …" keeps the picture as a sample on disk; after a full deploy the next Train learns from it', async () => {
+      const folder = path.join(red!.userDir, 'mnist-samples');
+      assert.equal(loadSamples(folder).length, 0);
+      await page.locator('.mnist-teach-digit[data-label="7"]').click();
+      const note = page.locator('.mnist-teach-note');
+      await note.waitFor({ state: 'visible', timeout: 30000 });
+      assert.equal(await note.innerText(), 'Kept as a 7: 1 sample of your handwriting, on disk. The next Train learns from them.');
+      assert.equal(await page.locator('.mnist-prediction-source').innerText(), 'camera', 'the prediction stays on the page');
+      await page.locator('.mnist-teach').scrollIntoViewIfNeeded();
+      await shot(page, '12-dashboard-taught');
+      assert.deepEqual(loadSamples(folder).map((x) => x.label), [7]);
+      await deploy(red!, 'full');
+      await page.waitForFunction(() => /Ready: choose the settings and press Train/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 30000 });
+      assert.deepEqual(loadSamples(folder).map((x) => x.label), [7]);
+      await page.fill('#mnist-limit', '2000');
+      await page.fill('#mnist-epochs', '1');
+      await page.click('#mnist-train');
+      await page.waitForFunction(() => /done: 1 epoch/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 120000 });
+      // mnist-dataset's status in the editor: 2000 MNIST images and the sample 10 times.
+      await editor.evaluate(() => (window as any).RED.workspaces.show('mnist_tab_dashboard'));
+      await editor.waitForFunction(() => /train/.test(document.querySelector('#red-ui-workspace-chart g[id="dash_ds"] .red-ui-flow-node-status-label')?.textContent || ''), null, { timeout: 30000 });
+      assert.equal(await editor.locator('#red-ui-workspace-chart g[id="dash_ds"] .red-ui-flow-node-status-label').textContent(), '2010 train · 2000 test');
     });
   });
 
