@@ -13,7 +13,7 @@ import { EXAMPLES, NodeRed, ROOT, startNodeRed } from './browser/node-red';
 // to test-output/screenshots.
 const SHOTS = path.join(ROOT, 'test-output', 'screenshots');
 
-/** The eight nodes, one instance of each in the examples, and a field its edit dialog must show. */
+/** Every node of the package, one instance of each in the examples, and a field its edit dialog must show. */
 const NODES = [
   { type: 'mnist-dataset', id: 'ds', field: 'source' },
   { type: 'normalize', id: 'norm', field: 'mean' },
@@ -23,6 +23,8 @@ const NODES = [
   { type: 'predict', id: 'predict', field: 'threshold' },
   { type: 'plot', id: 'plot_conf', field: 'kind' },
   { type: 'model-save', id: 'h_save', field: 'folder' },
+  { type: 'mnist-samples', id: 'dash_samples', field: 'folder' },
+  { type: 'cnn-model', id: 'cnn', field: 'filters' },
 ];
 
 /** A phone photo of a digit: 4032x3024 JPEG of about 3 MB (noisy paper, a dark 7). */
@@ -104,7 +106,9 @@ describe('in the browser: editor and dashboard', function () {
     if (this.currentTest?.state === 'failed' && red) console.log(`--- Node-RED log ---\n${red.log().slice(-4000)}`);
   });
 
-  it('shows the eight nodes in the "machine learning" palette with their icons', async () => {
+  it('shows every node in the "machine learning" palette with its icon', async () => {
+    const types = Object.keys(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))['node-red'].nodes);
+    assert.deepEqual(NODES.map((n) => n.type).sort(), types.sort(), 'this test knows every node of package.json');
     const category = editor.locator('#red-ui-palette-container-machine_learning');
     await assert.doesNotReject(category.waitFor({ state: 'visible' }));
     for (const { type } of NODES) {
