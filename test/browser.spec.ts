@@ -135,7 +135,7 @@ describe('in the browser: editor and dashboard', function () {
       }
     }
     // mnist-dataset's own SVG is served from nodes/icons (not Node-RED's fallback icon).
-    const served = await editor.evaluate(async () => (await fetch('icons/node-red-mnist/mnist.svg')).text());
+    const served = await editor.evaluate(async () => (await fetch('icons/@node-red-mnist/nodes/mnist.svg')).text());
     assert.equal(served, fs.readFileSync(path.join(ROOT, 'nodes', 'icons', 'mnist.svg'), 'utf8'));
     await category.scrollIntoViewIfNeeded();
     await shot(editor, '01-editor-palette');

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { EXAMPLES, NodeRed, ROOT, freePort, startNodeRed as startWithExamples } from './browser/node-red';
+import { EXAMPLES, NodeRed, PACKAGE, ROOT, freePort, startNodeRed as startWithExamples } from './browser/node-red';
 import { startNodeRed } from './runtime';
 
 // Every command a user is told to type, run as written: the sh blocks of the README and the
@@ -118,13 +118,13 @@ describe('commands in the README and in the examples, run as written', function 
       const cache = execFileSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8' }).trim();
       bash(script, { cwd: work, env: { ...process.env, HOME: home, npm_config_cache: cache, npm_config_loglevel: 'error', npm_config_fund: 'false', npm_config_audit: 'false' } });
 
-      const installed = path.join(home, '.node-red', 'node_modules', 'node-red-mnist');
+      const installed = path.join(home, '.node-red', 'node_modules', PACKAGE);
       assert.ok(!fs.lstatSync(installed).isSymbolicLink(), 'installed from the tarball, not linked');
       for (const type of TYPES) assert.ok(fs.existsSync(path.join(installed, 'nodes', `${type}.js`)), `${type}.js was built and shipped`);
       const red = await startNodeRed(process.execPath, require.resolve('node-red/red.js'), path.join(home, '.node-red'));
       try {
         const sets = await (await fetch(`${red.url}/nodes`, { headers: { Accept: 'application/json' } })).json() as Array<{ module: string; types: string[]; enabled: boolean; err?: string }>;
-        const ours = sets.filter((s) => s.module === 'node-red-mnist');
+        const ours = sets.filter((s) => s.module === PACKAGE);
         assert.deepEqual(ours.flatMap((s) => s.types).sort(), [...TYPES].sort());
         for (const s of ours) assert.ok(s.enabled && !s.err, `${s.types}: ${s.err}`);
         assert.ok(sets.some((s) => s.module === '@flowfuse/node-red-dashboard' && s.types.includes('ui-template')), 'Dashboard 2.0 is installed');

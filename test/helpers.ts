@@ -17,7 +17,7 @@ export const NODES = ['mnist-dataset', 'mnist-samples', 'normalize', 'mlp-model'
 /** Our nodes and the Node-RED core nodes the examples use; `http()` is the app serving their http-in routes. */
 export function withCoreNodes(): { nodes: unknown[]; http: () => unknown } {
   let app: unknown;
-  const core = ['common/20-inject.js', 'common/21-debug.js', 'common/90-comment.js', 'function/15-change.js', 'function/89-delay.js',
+  const core = ['common/20-inject.js', 'common/21-debug.js', 'common/90-comment.js', 'function/10-function.js', 'function/15-change.js', 'function/89-delay.js',
     'sequence/17-split.js', 'storage/10-file.js', 'network/21-httpin.js']
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED's core nodes are CommonJS
     .map((p) => require(`@node-red/nodes/core/${p}`));

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Running, startNodeRed } from './runtime';
+import { PACKAGE } from './browser/node-red';
 
 // What users get: the `npm pack` tarball installed into a fresh Node-RED user directory the way
 // the palette manager installs it, on Node-RED 4 (Node 20, this machine's Node) and Node-RED 5
@@ -104,11 +105,11 @@ describe('installed from the npm pack tarball, as the palette manager installs i
       assert.equal(Number(execFileSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }).split('.')[0]), rt.nodeMajor);
       const red = await startNodeRed(node, path.join(dir, 'node_modules', 'node-red', 'red.js'), userDir);
       try {
-        const sets = (await api(red, 'GET', '/nodes')).filter((s: { module: string }) => s.module === 'node-red-mnist');
+        const sets = (await api(red, 'GET', '/nodes')).filter((s: { module: string }) => s.module === PACKAGE);
         assert.deepEqual(sets.map((s: { types: string[] }) => s.types[0]).sort(), [...TYPES].sort());
         for (const s of sets) assert.ok(s.enabled && !s.err, `${s.id}: ${s.err}`);
 
-        const example = path.join(userDir, 'node_modules', 'node-red-mnist', 'examples', 'MNIST tutorial pipeline.json');
+        const example = path.join(userDir, 'node_modules', PACKAGE, 'examples', 'MNIST tutorial pipeline.json');
         const flow = JSON.parse(fs.readFileSync(example, 'utf8'));
         // The Adam button: the tutorial's SGD + MSE needs the full data to learn (a few steps on 2000 images do not).
         flow.find((n: { id: string }) => n.id === 'inj_adam').props.push({ p: 'limit', v: '2000', vt: 'num' });
