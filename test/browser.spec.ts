@@ -375,7 +375,12 @@ describe('in the browser: editor and dashboard', function () {
     // Modified nodes only (sgd-train): the rest of the flow sees its status cleared mid-run.
     await trainingRuns();
     await deploy(red!, 'nodes', (flows) => { flows.find((n) => n.id === 'dash_train').seed = 1; });
-    await dashboard.waitForFunction(() => /Training interrupted: the flows were deployed again/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 30000 });
+    await dashboard.waitForFunction(() => /Training interrupted: the flows were deployed again/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 30000 })
+      .catch(async (e) => {
+        // What the gate believes is at work, and what the page says, for the report.
+        const gate = await (await fetch(`${red!.url}context/node/dash_gate`)).text();
+        throw new Error(`${e.message}\nstatus: ${await status()}\ngate context: ${gate}`);
+      });
     await shot(dashboard, '09-dashboard-interrupted');
     // Restart Flows and a full deploy: every node starts afresh and the page is reset.
     for (const type of ['reload', 'full'] as const) {
