@@ -1,5 +1,5 @@
 // Shared by the node-red-mnist editor files: each loads it with
-// <script src="resources/node-red-mnist/editor.js"></script> before registering its node.
+// <script src="resources/@node-red-mnist/nodes/editor.js"></script> before registering its node.
 window.NodeRedMnist = window.NodeRedMnist || {
   /**
    * A validator for a number option within the bounds src/nodes/options.ts gives it

@@ -1,8 +1,9 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { nativeAvailable } from '../src/lib/engine/native';
-import { backend, fails, flow, helper, next, NODES, ready, scratch, statusOf, tensors, works } from './helpers';
+import { backend, fails, flow, helper, next, NODES, ready, scratch, statusOf, tensors, withCoreNodes, works } from './helpers';
 import { makeImageSet } from './own-images';
 
 // cnn-model: a small convolutional network, trained, evaluated, used and saved through the same
@@ -32,7 +33,7 @@ describe('cnn-model node', function () {
     const m = await works('cnn', { dataset: good.dataset });
     assert.equal(m.model.parameters, 225034);
     assert.equal(m.model.inputSize, 784);
-    assert.deepEqual(m.model.layers, ['Conv2D(32, 3x3, relu)', 'MaxPooling2D(2x2)', 'Conv2D(64, 3x3, relu)', 'MaxPooling2D(2x2)', 'Flatten', 'Dense(128, relu)', 'Dense(10, linear)']);
+    assert.deepEqual(m.model.layers, ['Conv2D(32, 3x3, relu)', 'MaxPooling2D(2x2)', 'Conv2D(64, 3x3, relu)', 'MaxPooling2D(2x2)', 'Flatten', 'Dropout(0.25)', 'Dense(128, relu)', 'Dropout(0.25)', 'Dense(10, linear)']);
     assert.equal(statusOf(helper.getNode('cnn')).text, '225,034 parameters');
     await fails('tiny', { dataset: good.dataset }, /4 conv blocks with 5x5 kernels shrink 28x28 images to nothing/);
     await fails('huge', { dataset: good.dataset }, /this network has [\d,]+ parameters \(at most 50,000,000\)/);
@@ -49,7 +50,7 @@ describe('cnn-model node', function () {
       { id: 'ds', type: 'mnist-dataset', wires: [['norm']] },
       { id: 'norm', type: 'normalize', wires: [['cnn']] },
       { id: 'cnn', type: 'cnn-model', wires: [['train']] },
-      { id: 'train', type: 'sgd-train', optimizer: 'adam', loss: 'crossentropy', learningRate: '0.001', batchSize: '128', epochs: String(epochs), progressEvery: '0', wires: [['eval'], ['progress']] },
+      { id: 'train', type: 'sgd-train', optimizer: 'adam', loss: 'crossentropy', learningRate: '0.002', lrDecay: '0.4', batchSize: '128', epochs: String(epochs), progressEvery: '0', wires: [['eval'], ['progress']] },
       { id: 'progress', type: 'helper' },
       { id: 'eval', type: 'evaluate', wires: [['evaluated', 'save']] },
       { id: 'evaluated', type: 'helper' },
@@ -59,13 +60,16 @@ describe('cnn-model node', function () {
       { id: 'read', type: 'helper' },
       { id: 'loader', type: 'predict', modelFolder: folder, topK: '1', wires: [['loaded']] },
       { id: 'loaded', type: 'helper' },
-      { id: 'plot', type: 'plot', kind: 'predictions', wires: [['plotted']] },
+      { id: 'plotter', type: 'plot', kind: 'predictions', wires: [['plotted']] },
       { id: 'plotted', type: 'helper' },
       { id: 'catcher', type: 'catch', wires: [['caught']] },
       { id: 'caught', type: 'helper' },
     ]);
-    const ask = async (id: string, msg: any, out: string) => { const got = next(helper.getNode(out)); helper.getNode(id).receive(msg); return got; };
-    const savedMsg = next(helper.getNode('saved'));
+    // Minutes on a busy machine: the test waits as long as the training takes (no timing is asserted).
+    this.timeout(30 * 60000);
+    const wait = 30 * 60000;
+    const ask = async (id: string, msg: any, out: string) => { const got = next(helper.getNode(out), wait); helper.getNode(id).receive(msg); return got; };
+    const savedMsg = next(helper.getNode('saved'), wait);
     const m = await ask('ds', {}, 'evaluated');
     console.log(`      CNN on ${m.payload.count} MNIST test images: ${(m.payload.accuracy * 100).toFixed(2)} % after ${epochs} epoch(s)`);
     assert.ok(m.payload.accuracy >= (native ? 0.99 : 0.98), `accuracy ${m.payload.accuracy}`);
@@ -79,7 +83,7 @@ describe('cnn-model node', function () {
     // Numbers and a batch of a split work as for the MLP; the plot node draws the CNN's predictions.
     const one = await ask('reader', { payload: Array.from(m.dataset.test ? [] : []).concat(new Array(784).fill(0)), model: m.model }, 'read');
     assert.equal(one.payload.probabilities.length, 10);
-    const plotted = await ask('plot', m, 'plotted');
+    const plotted = await ask('plotter', m, 'plotted');
     assert.ok(Buffer.isBuffer(plotted.payload));
 
     // Saved as TF.js layers and ONNX; both give predict's probabilities.
@@ -111,5 +115,65 @@ describe('cnn-model node', function () {
     helper.getNode('cnn').receive({ dataset: m.dataset });
     await started;
     await helper.unload();
+  });
+});
+
+describe('the CNN example runs as shipped (small trainings)', function () {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-cnn-example-'));
+  const { nodes, http } = withCoreNodes();
+  before(async () => { await backend(); helper.settings({ userDir: dir, fileWorkingDirectory: dir }); });
+  afterEach(async () => { await helper.unload(); });
+  after(() => { helper.settings({}); fs.rmSync(dir, { recursive: true, force: true }); });
+
+  it('trains a CNN and an ensemble of three, answers POST /mnist/cnn with either, and keeps a taught sample', async () => {
+    const flow = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'examples', 'CNN, ensemble and your handwriting.json'), 'utf8'));
+    flow.push({ id: 'spy', type: 'helper' }, { id: 'spy_err', type: 'helper' });
+    flow.find((n: any) => n.id === 'keep_ens').wires = [['spy']];
+    flow.find((n: any) => n.id === 'save_cnn').wires = [['spy']];
+    // The test helper loads a core module once per node of its type: one Catch node here, wired to a spy too.
+    flow.splice(flow.findIndex((n: any) => n.id === 'catch_all'), 1);
+    Object.assign(flow.find((n: any) => n.id === 'catch_http'), { scope: null, wires: [['err_answer', 'spy_err']] });
+    await helper.load(nodes, flow);
+    const errors: string[] = [];
+    helper.getNode('spy_err').on('input', (m: any) => errors.push(m.error.message));
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const request = require('supertest');
+    const own = await makeImageSet();
+    const four = own.find((s) => s.digit === 4 && s.kind === 'dark on white png')!.image;
+
+    // Before any training there is no model: a clear 400 answer naming the fix.
+    let res = await request(http()).post('/mnist/cnn').set('Content-Type', 'image/png').send(four);
+    assert.equal(res.status, 400);
+    assert.match(res.body.error, /no saved model in .*mnist-cnn/);
+
+    // 1. One CNN (a small, quick training stands in for the full one), tested and saved.
+    let got = next(helper.getNode('spy'));
+    helper.getNode('ds_cnn').receive({ limit: 500, train: { epochs: 1 } });
+    const saved = await got;
+    assert.deepEqual(saved.payload.files.sort(), ['metadata.json', 'model.json', 'model.onnx', 'weights.bin']);
+    res = await request(http()).post('/mnist/cnn').set('Content-Type', 'image/png').send(four);
+    assert.equal(res.status, 200);
+    assert.equal(res.body.probabilities.length, 10);
+    const single = res.body.probabilities;
+
+    // 2. Three CNNs side by side, joined into one array that predict averages.
+    got = next(helper.getNode('spy'));
+    helper.getNode('ds_ens').receive({ limit: 500, train: { epochs: 1 } });
+    const joined = await got;
+    assert.equal(joined.model.length, 3);
+    assert.ok(joined.model.every((h: any) => h.kind === 'model'));
+    res = await request(http()).post('/mnist/cnn').set('Content-Type', 'image/png').send(four);
+    assert.equal(res.status, 200);
+    assert.notDeepEqual(res.body.probabilities, single, 'the ensemble answers now');
+
+    // 4. A taught sample is kept on disk; a label that is no class is refused with 400.
+    res = await request(http()).post('/mnist/teach?label=4').set('Content-Type', 'image/png').send(four);
+    assert.equal(res.status, 200);
+    assert.equal(res.body.count, 1);
+    assert.ok(fs.existsSync(path.join(dir, 'mnist-samples', 'samples.json')));
+    res = await request(http()).post('/mnist/teach?label=x').set('Content-Type', 'image/png').send(four);
+    assert.equal(res.status, 400);
+    assert.match(res.body.error, /label/);
+    assert.ok(errors.every((e) => /no saved model|label/.test(e)), errors.join('\n'));
   });
 });

@@ -42,7 +42,7 @@ export function loadEditor(type: string, _: Translate = (key) => key): Editor {
   const registered = new Map<string, EditorDefinition>();
   const tabs: Editor['tabs'] = [];
   const RED = {
-    nodes: { registerType: (t: string, def: EditorDefinition) => { def._ = _; registered.set(t, def); } },
+    nodes: { registerType: (t: string, def: EditorDefinition) => { def._ = _; registered.set(t, def); }, getType: (t: string) => registered.get(t) },
     // Node-RED's validators, as far as the editor files use them.
     validators: {
       number: (blank?: boolean) => (v: unknown) => (blank === true && (v === '' || v === undefined)) || (v !== '' && !Number.isNaN(Number(v))),
@@ -52,10 +52,10 @@ export function loadEditor(type: string, _: Translate = (key) => key): Editor {
     comms: { subscribe: () => undefined },
     _,
   };
-  // Scripts the file loads from this package's resources/ (served at resources/node-red-mnist/…) run first.
+  // Scripts the file loads from this package's resources/ (served at resources/<package name>/…) run first.
   const context = vm.createContext({ RED, $: chain(), window: {} });
   vm.runInContext('var NodeRedMnist;', context);
-  for (const m of html.matchAll(/<script src="resources\/node-red-mnist\/([\w.-]+)"><\/script>/g)) {
+  for (const m of html.matchAll(/<script src="resources\/@node-red-mnist\/nodes\/([\w.-]+)"><\/script>/g)) {
     const shared = path.join(ROOT, 'resources', m[1]);
     vm.runInContext(fs.readFileSync(shared, 'utf8'), context, { filename: shared });
     vm.runInContext('NodeRedMnist = window.NodeRedMnist;', context);

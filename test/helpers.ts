@@ -14,6 +14,17 @@ export const NODES = ['mnist-dataset', 'mnist-samples', 'normalize', 'mlp-model'
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED node modules are CommonJS
   .map((name) => require(`../src/nodes/${name}`));
 
+/** Our nodes and the Node-RED core nodes the examples use; `http()` is the app serving their http-in routes. */
+export function withCoreNodes(): { nodes: unknown[]; http: () => unknown } {
+  let app: unknown;
+  const core = ['common/20-inject.js', 'common/21-debug.js', 'common/90-comment.js', 'function/10-function.js', 'function/15-change.js', 'function/89-delay.js',
+    'sequence/17-split.js', 'storage/10-file.js', 'network/21-httpin.js']
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED's core nodes are CommonJS
+    .map((p) => require(`@node-red/nodes/core/${p}`));
+  // The helper's request() reaches only the admin app; http-in routes live on RED.httpNode.
+  return { nodes: [...NODES, ...core, (RED: { httpNode: unknown }) => { app = RED.httpNode; }], http: () => app };
+}
+
 export async function backend(): Promise<string> {
   return initBackend(undefined, () => undefined);
 }

@@ -1,9 +1,10 @@
 import { strict as assert } from 'assert';
-import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { freePort } from './browser/node-red';
+import { Running, startNodeRed } from './runtime';
+import { PACKAGE } from './browser/node-red';
 
 // What users get: the `npm pack` tarball installed into a fresh Node-RED user directory the way
 // the palette manager installs it, on Node-RED 4 (Node 20, this machine's Node) and Node-RED 5
@@ -25,36 +26,6 @@ function installRuntime(dir: string, packages: string[]): void {
   npm(['install', '--no-audit', '--no-fund', ...packages], dir);
 }
 
-interface Running { url: string; port: number; log: () => string; stop: () => Promise<void> }
-
-async function startNodeRed(node: string, redJs: string, userDir: string): Promise<Running> {
-  const port = await freePort();
-  const settings = path.join(userDir, 'settings.js');
-  fs.writeFileSync(settings, `module.exports = ${JSON.stringify({
-    uiPort: port, uiHost: '127.0.0.1', flowFile: 'flows.json', credentialSecret: false,
-    telemetry: { enabled: false }, editorTheme: { tours: false, palette: { catalogues: [] } },
-  })};\n`);
-  let output = '';
-  const child: ChildProcess = spawn(node, [redJs, '--userDir', userDir, '--settings', settings], { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => { output += d; });
-  child.stderr!.on('data', (d) => { output += d; });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10000);
-      await exited;
-      clearTimeout(t);
-    }
-  };
-  const deadline = Date.now() + 90000;
-  while (!/Server now running/.test(output)) {
-    if (child.exitCode !== null) throw new Error(`Node-RED exited (${child.exitCode}):\n${output}`);
-    if (Date.now() > deadline) { await stop(); throw new Error(`Node-RED did not start:\n${output}`); }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { url: `http://127.0.0.1:${port}`, port, log: () => output, stop };
-}
 
 async function api(red: Running, method: string, route: string, body?: unknown): Promise<any> {
   const res = await fetch(`${red.url}${route}`, {
@@ -134,11 +105,11 @@ describe('installed from the npm pack tarball, as the palette manager installs i
       assert.equal(Number(execFileSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }).split('.')[0]), rt.nodeMajor);
       const red = await startNodeRed(node, path.join(dir, 'node_modules', 'node-red', 'red.js'), userDir);
       try {
-        const sets = (await api(red, 'GET', '/nodes')).filter((s: { module: string }) => s.module === 'node-red-mnist');
+        const sets = (await api(red, 'GET', '/nodes')).filter((s: { module: string }) => s.module === PACKAGE);
         assert.deepEqual(sets.map((s: { types: string[] }) => s.types[0]).sort(), [...TYPES].sort());
         for (const s of sets) assert.ok(s.enabled && !s.err, `${s.id}: ${s.err}`);
 
-        const example = path.join(userDir, 'node_modules', 'node-red-mnist', 'examples', 'MNIST tutorial pipeline.json');
+        const example = path.join(userDir, 'node_modules', PACKAGE, 'examples', 'MNIST tutorial pipeline.json');
         const flow = JSON.parse(fs.readFileSync(example, 'utf8'));
         // The Adam button: the tutorial's SGD + MSE needs the full data to learn (a few steps on 2000 images do not).
         flow.find((n: { id: string }) => n.id === 'inj_adam').props.push({ p: 'limit', v: '2000', vt: 'num' });

@@ -4,7 +4,7 @@ import * as assert from 'assert';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { lossFn } from '../src/lib/engine/tfjs';
+import { lossFn, tfjsEngine } from '../src/lib/engine/tfjs';
 import { TRAIN_DEFAULTS, TrainOptions } from '../src/lib/engine/types';
 import { loadOrt, nativeAvailable, nativeEngine, STEPS_PER_RUN } from '../src/lib/engine/native';
 import { exportOnnx } from '../src/lib/engine/onnx-export';
@@ -181,6 +181,50 @@ describe('native engine (onnxruntime-node) equals tfjs', function () {
       }
     });
   }
+
+  for (const optimizer of ['sgd', 'adam'] as const) {
+    it(`${optimizer}: a learning rate changed between steps (lrDecay) gives tfjs's steps, optimizer state kept`, async () => {
+      const o = { ...TRAIN_DEFAULTS, optimizer, momentum: 0.9, learningRate: optimizer === 'adam' ? 0.01 : 0.05, loss: 'crossentropy' as const };
+      const s = spec('relu');
+      const data = randomData(40, 1, 7, 4, 11, { mean: 0.5, std: 0.3 });
+      const weights = randomWeights(s, 12);
+      const batches = batchesOf(data.count, 6, 13, 4);
+      const [native, reference] = [await nativeEngine(1).open(s, weights, data, o), await tfjsEngine.open(s, weights, data, o)];
+      try {
+        for (const session of [native, reference]) {
+          await session.run(batches.slice(0, 2));
+          await session.setLearningRate(o.learningRate * 0.3);
+        }
+        assertClose(await native.run(batches.slice(2)), await reference.run(batches.slice(2)), 'losses after the change');
+        const expected = await reference.getWeights();
+        (await native.getWeights()).forEach((w, i) => assertClose(w, expected[i], `weight ${i} after the change`));
+      } finally {
+        native.dispose();
+        reference.dispose();
+      }
+    });
+  }
+
+  it('setImages (an augmented copy) replaces the pixels the next steps read, as on tfjs', async () => {
+    const o = { ...TRAIN_DEFAULTS, optimizer: 'adam' as const, learningRate: 0.01, loss: 'crossentropy' as const };
+    const s = spec('relu');
+    const data = randomData(30, 1, 7, 4, 21, { mean: 0.5, std: 0.3 });
+    const other = randomData(30, 1, 7, 4, 22, null).images;
+    const weights = randomWeights(s, 23);
+    const batches = batchesOf(data.count, 6, 24, 3);
+    const [native, reference, unchanged] = [await nativeEngine(1).open(s, weights, data, o), await tfjsEngine.open(s, weights, data, o), await nativeEngine(1).open(s, weights, data, o)];
+    try {
+      await native.setImages(other);
+      await reference.setImages(other);
+      const losses = await native.run(batches);
+      assertClose(losses, await reference.run(batches), 'losses on the new pixels');
+      assert.notDeepEqual(Array.from(losses), Array.from(await unchanged.run(batches)), 'the new pixels were read');
+    } finally {
+      native.dispose();
+      reference.dispose();
+      unchanged.dispose();
+    }
+  });
 
   it('setWeights replaces the weights the next step starts from', async () => {
     const o = { ...TRAIN_DEFAULTS, optimizer: 'sgd' as const, momentum: 0, learningRate: 0.1 };

@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { preprocessImage } from '../src/lib/image';
-import { backend, helper, NODES, tensors } from './helpers';
+import { backend, helper, NODES, tensors, withCoreNodes } from './helpers';
 import { Sample, makeImageSet, textSvg } from './own-images';
 
 // Catch is a core node the helper does not load by itself; without it errors reach no one.
@@ -235,12 +235,7 @@ describe('predict: images, batches, limits and a model from a folder', function 
 });
 
 describe('the predict examples run as shipped (with a saved untrained model, so no training is needed)', function () {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED's core nodes are CommonJS
-  const core = (p: string) => require(`@node-red/nodes/core/${p}`);
-  let httpNode: unknown;
-  const NODES_AND_CORE = [...ALL, core('common/20-inject.js'), core('common/21-debug.js'), core('common/90-comment.js'),
-    core('function/15-change.js'), core('sequence/17-split.js'), core('storage/10-file.js'), core('network/21-httpin.js'),
-    (RED: any) => { httpNode = RED.httpNode; }]; // the helper's request() reaches only the admin app
+  const { nodes: NODES_AND_CORE, http } = withCoreNodes();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-examples-'));
   const example = (name: string) => JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'examples', `${name}.json`), 'utf8'));
 
@@ -266,17 +261,17 @@ describe('the predict examples run as shipped (with a saved untrained model, so 
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const request = require('supertest');
     const png = await sharp(textSvg(4, 'DejaVu Sans')).png().toBuffer();
-    let res = await request(httpNode).post('/mnist/predict').set('Content-Type', 'image/png').send(png);
+    let res = await request(http()).post('/mnist/predict').set('Content-Type', 'image/png').send(png);
     assert.equal(res.status, 200);
     assert.deepEqual(Object.keys(res.body).sort(), ['className', 'confidence', 'label', 'probabilities', 'topK']);
-    res = await request(httpNode).post('/mnist/predict').set('Content-Type', 'text/plain').send(`data:image/png;base64,${png.toString('base64')}`);
+    res = await request(http()).post('/mnist/predict').set('Content-Type', 'text/plain').send(`data:image/png;base64,${png.toString('base64')}`);
     assert.equal(res.status, 200);
     assert.equal(res.body.probabilities.length, 10);
-    res = await request(httpNode).post('/mnist/predict').set('Content-Type', 'image/png').send(Buffer.from('not an image'));
+    res = await request(http()).post('/mnist/predict').set('Content-Type', 'image/png').send(Buffer.from('not an image'));
     assert.equal(res.status, 400);
     assert.match(res.body.error, /Unsupported or corrupt image data/);
     // Issue 9.14: the comment advertises SVG bodies; with their own content type they arrive as text.
-    res = await request(httpNode).post('/mnist/predict').set('Content-Type', 'image/svg+xml').send(textSvg(4, 'DejaVu Sans').toString());
+    res = await request(http()).post('/mnist/predict').set('Content-Type', 'image/svg+xml').send(textSvg(4, 'DejaVu Sans').toString());
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.probabilities.length, 10);
   });

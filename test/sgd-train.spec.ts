@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
 import { OPTIONS } from '../src/nodes/options';
-import { backend, flow, helper, NODES, ready, statusOf, tensors, works } from './helpers';
+import { backend, fails, flow, helper, NODES, ready, statusOf, tensors, works } from './helpers';
 
 // sgd-train's contract beyond the tutorial runs (test/pipeline.spec.ts): options, validation,
 // early stopping and what it says when a training learns little.
@@ -40,6 +40,19 @@ describe('sgd-train node', function () {
     assert.deepEqual(epochs.map((e) => e.valAccuracy), t.history.epochs.map((e: any) => e.valAccuracy));
     assert.equal(t.payload.validation.accuracy, t.history.epochs[2].valAccuracy);
     assert.match(statusOf(helper.getNode('val')).text!, /^loss \d\.\d{3} · val \d+\.\d % · [\d.]+ s$/);
+  });
+
+  it('decays the learning rate after each epoch (lrDecay, also from msg.train) and records each epoch\'s rate', async () => {
+    await helper.load(NODES, flow([
+      { id: 'decay', type: 'sgd-train', optimizer: 'adam', loss: 'crossentropy', learningRate: '0.004', lrDecay: '0.5', batchSize: '50', epochs: '3', progressEvery: '0', wires: [['out'], []] },
+      { id: 'bad', type: 'sgd-train', lrDecay: '0', wires: [['out'], []] },
+    ]));
+    const good = await ready();
+    const t = await works('decay', { dataset: good.dataset, model: good.model });
+    assert.deepEqual(t.history.epochs.map((e: any) => e.learningRate), [0.004, 0.002, 0.001]);
+    const m = await works('decay', { dataset: good.dataset, model: good.model, train: { lrDecay: 1, epochs: 2 } });
+    assert.deepEqual(m.history.epochs.map((e: any) => e.learningRate), [0.004, 0.004]);
+    await fails('bad', { dataset: good.dataset, model: good.model }, /lrDecay/);
   });
 
   it('stops early on a plateau of the held-out loss and keeps the best epoch\'s weights', async () => {

@@ -3,9 +3,11 @@
  * Digits are embedded as data-URL PNG `image` marks; librsvg rasterises those, so no canvas is needed.
  */
 import sharp from 'sharp';
+import { pathToFileURL } from 'url';
 import { MnistError, Params, message, shown } from './messages';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import type * as Vega from 'vega';
+// (vega-lite's types are found only through its exports map, which this moduleResolution does not read)
+import type * as VegaLite from 'vega-lite/build/index';
 
 export interface ChartOptions {
   width?: number; height?: number; title?: string; logScale?: boolean /* loss only */;
@@ -56,9 +58,21 @@ const LOADER = {
   file: refuse,
 };
 
+// vega 6 and vega-lite 6 are ES modules only. TypeScript's CommonJS output turns import() into
+// require(), so the import is a real one, of the file require.resolve finds (our own dependency,
+// wherever npm put it), loaded once on the first chart.
+const importModule = new Function('url', 'return import(url)') as (url: string) => Promise<unknown>;
+let libraries: Promise<{ vega: typeof Vega; vl: typeof VegaLite }> | undefined;
+function vegaLibraries(): Promise<{ vega: typeof Vega; vl: typeof VegaLite }> {
+  libraries ??= Promise.all(['vega', 'vega-lite'].map((name) => importModule(pathToFileURL(require.resolve(name)).href)))
+    .then(([vega, vl]) => ({ vega: vega as typeof Vega, vl: vl as typeof VegaLite }));
+  return libraries;
+}
+
 async function render(spec: object): Promise<Rendered> {
+  const { vega, vl } = await vegaLibraries();
   /* eslint-disable @typescript-eslint/no-explicit-any -- vega's config and loader types are narrower than what they accept */
-  const compiled = vl.compile(spec as vl.TopLevelSpec, { config: CONFIG as any }).spec;
+  const compiled = vl.compile(spec as VegaLite.TopLevelSpec, { config: CONFIG as any }).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none', loader: LOADER as any });
   /* eslint-enable @typescript-eslint/no-explicit-any */
   try {

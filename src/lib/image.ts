@@ -133,8 +133,15 @@ export function toImageBuffer(input: Buffer | string, limits: ImageLimits = DEFA
     }
     if (buf.length === 0) throw new MnistError('image-empty');
     if (buf.length > limits.maxBytes) throw tooBig(buf.length, limits);
+    if (!sniffFormat(buf) && isMultipartForm(buf)) throw new MnistError('image-multipart');
     if (!sniffFormat(buf)) throw new MnistError('image-unknown-format');
     return buf;
+}
+
+/** A multipart/form-data body (curl -F, an HTML form), which an HTTP In node passes on as it came. */
+function isMultipartForm(buf: Buffer): boolean {
+    const head = buf.subarray(0, 2048).toString('latin1');
+    return /^--[^\r\n]{1,200}\r\n/.test(head) && /content-disposition:\s*form-data/i.test(head);
 }
 
 /** Buffer, data URL, or a long base64 string that decodes to a known image signature. */

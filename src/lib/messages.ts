@@ -7,6 +7,9 @@ import * as path from 'path';
 
 export type Params = Record<string, string | number | boolean | null | undefined>;
 
+/** This package's name on the registry (scoped, as Node-RED's catalogue asks of new packages). */
+export const PACKAGE_NAME = '@node-red-mnist/nodes';
+
 let root: string | undefined;
 
 /** This package's folder (src/lib and the built lib/ sit at different depths). */
@@ -14,7 +17,7 @@ export function packageRoot(): string {
   if (!root) {
     for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
       try {
-        if (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name === 'node-red-mnist') { root = dir; break; }
+        if (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name === PACKAGE_NAME) { root = dir; break; }
       } catch { /* not here */ }
     }
     root ??= path.resolve(__dirname, '..');

@@ -6,7 +6,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { exportOnnx } from './engine/onnx-export';
 import { specOf } from './engine/spec';
-import { MnistError } from './messages';
+import { MnistError, PACKAGE_NAME } from './messages';
 import { DIGITS, Normalization } from './dataset';
 import { ModelEntry, ModelMeta } from './model';
 
@@ -54,12 +54,12 @@ export const IMAGE_PREPROCESSING = {
 let packageInfo: { name: string; version: string } | undefined;
 function ownPackage(): { name: string; version: string } {
   if (!packageInfo) {
-    packageInfo = { name: 'node-red-mnist', version: 'unknown' };
+    packageInfo = { name: PACKAGE_NAME, version: 'unknown' };
     // src/lib and the built lib/ sit at different depths: walk up to our package.json.
     for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
       try {
         const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
-        if (pkg.name === 'node-red-mnist') { packageInfo = { name: pkg.name, version: String(pkg.version) }; break; }
+        if (pkg.name === PACKAGE_NAME) { packageInfo = { name: pkg.name, version: String(pkg.version) }; break; }
       } catch { /* not here */ }
     }
   }

@@ -21,6 +21,8 @@ interface Entry {
   value: unknown;
   dispose?: () => void;
   busy?: string;
+  /** nodes reading it for a while (a training reads its split); several at once */
+  readers?: string[];
 }
 
 
@@ -58,9 +60,28 @@ export function acquire(handle: Handle, user: string): () => void {
   return () => { if (entry.busy === user) entry.busy = undefined; };
 }
 
-/** What an owner's entries are busy with, if anything (a node must not replace a model in training). */
+/**
+ * Marks an entry as read by a node for a while (a training reads its split); unlike acquire,
+ * several nodes may read one entry at once. Returns a release function.
+ */
+export function read(handle: Handle, user: string): () => void {
+  const entry = entries.get(handle.id);
+  if (!entry) throw new MnistError(`${handle.kind}-gone`, { what: handle.kind, id: handle.id });
+  (entry.readers ??= []).push(user);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    entry.readers!.splice(entry.readers!.indexOf(user), 1);
+  };
+}
+
+/**
+ * Which node an owner's entries are busy with or read by, if any: a node must not free what it
+ * made last time (a model in training, the split a training reads) by running again.
+ */
 export function busyOf(owner: string): string | undefined {
-  for (const e of entries.values()) if (e.owner === owner && e.busy) return e.busy;
+  for (const e of entries.values()) if (e.owner === owner && (e.busy || e.readers?.length)) return e.busy ?? e.readers![0];
   return undefined;
 }
 

@@ -128,7 +128,8 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
     if (runner.stoppable && msg.stop === true) {
       if (running) {
         running.controller.abort(STOP);
-        node.status({ fill: 'yellow', shape: 'ring', text: t('status.stopping') });
+        // Still at work until the job ends: a yellow dot (a yellow ring means stopped).
+        node.status({ fill: 'yellow', shape: 'dot', text: t('status.stopping') });
       } else {
         node.warn(t('warnings.nothing-to-stop'));
       }

@@ -14,6 +14,12 @@ export = (RED: NodeAPI) => {
     attach(RED, node, {
       stoppable: true,
       async run({ msg, signal, status, t }) {
+        // A training still reading the last run's splits keeps them: refuse rather than free them.
+        const refuseIfRead = () => {
+          const reader = registry.busyOf(node.id);
+          if (reader) throw new MnistError('data-in-use', { by: reader });
+        };
+        refuseIfRead();
         const o = options('mnist-dataset', config, msg);
         // Paths are read from the node's own configuration; a message may choose one only when
         // the user ticked "allow msg.folder / msg.url" (a flow may feed messages from outside).
@@ -44,6 +50,7 @@ export = (RED: NodeAPI) => {
           samples: o.samples.trim() ? { items: loadSamples(path.resolve(userDir, o.samples.trim())), repeat: o.samplesRepeat } : undefined,
         });
         for (const note of data.notes) node.warn(t(`warnings.${note.code}`, note.params));
+        refuseIfRead();
         registry.disposeOwner(node.id); // the previous run's splits
         const handles: Record<string, registry.Handle> = {};
         for (const which of ['train', 'test'] as const) {

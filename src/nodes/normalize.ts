@@ -17,6 +17,9 @@ export = (RED: NodeAPI) => {
     const node = this;
     attach(RED, node, {
       async run({ msg }) {
+        // A training still reading the last run's views keeps them: refuse rather than free them.
+        const reader = registry.busyOf(node.id);
+        if (reader) throw new MnistError('data-in-use', { by: reader });
         const o = options('normalize', config);
         const ds = needDataset(msg);
         const train = ds.train ? registry.resolve<SplitView>(ds.train, 'split', 'msg.dataset.train') : undefined;

@@ -47,8 +47,11 @@ export = (RED: NodeAPI) => {
         };
         const release = registry.acquire(msg.model, node.id);
         const handle = msg.model;
+        // The splits it reads stay registered: their maker refuses to run again until this ends.
+        const unread: Array<() => void> = [];
         let result: TrainResult;
         try {
+          for (const h of [ds.train, setup?.view ? ds.test : undefined]) if (h) unread.push(registry.read(h, node.id));
           status('sgd-train.status.starting');
           let used = '';
           result = await train(entry.model, view, view.classes, trainOptions, {
@@ -83,6 +86,7 @@ export = (RED: NodeAPI) => {
           });
         } finally {
           release();
+          for (const done of unread) done();
         }
         entry.meta.normalization = view.normalization;
         // Metrics described the weights before this training: they no longer do.

@@ -12,9 +12,10 @@ export interface Browser {
 
 /**
  * Headless Chromium with a fresh profile and the flags this machine needs. `locale` sets the
- * browser's language (navigator.language and Accept-Language), which the Node-RED editor uses.
+ * browser's language (navigator.language and Accept-Language), which the Node-RED editor uses;
+ * `args` adds Chromium flags (e.g. a fake camera).
  */
-export async function openBrowser(opts: { locale?: string } = {}): Promise<Browser> {
+export async function openBrowser(opts: { locale?: string; args?: string[] } = {}): Promise<Browser> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-browser-profile-'));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { chromium } = require('playwright-core');
@@ -25,7 +26,7 @@ export async function openBrowser(opts: { locale?: string } = {}): Promise<Brows
     ...(opts.locale ? { locale: opts.locale } : {}),
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      ...(opts.locale ? [`--lang=${opts.locale}`] : [])],
+      ...(opts.locale ? [`--lang=${opts.locale}`] : []), ...(opts.args ?? [])],
   }) as BrowserContext;
   return {
     context,

@@ -5,7 +5,11 @@ import * as os from 'os';
 import * as path from 'path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-const EXAMPLES = ['MNIST tutorial pipeline.json', 'MNIST dashboard.json'];
+/** This package's name (scoped: node_modules/@node-red-mnist/nodes). */
+export const PACKAGE: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).name;
+
+/** Every example, as Import > Examples offers them. */
+export const EXAMPLES = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.json')).sort();
 
 export interface NodeRed {
   url: string;
@@ -30,8 +34,8 @@ export function freePort(): Promise<number> {
 
 /**
  * Node-RED in a child process, set up the way `npm start` does it: a fresh user dir with this
- * package linked into its node_modules and both examples deployed as flows.json. The dashboard
- * is found next to node-red in this repo's node_modules.
+ * package linked into its node_modules and every example deployed as flows.json (unless `flows`
+ * says otherwise). The dashboard is found next to node-red in this repo's node_modules.
  */
 export async function startNodeRed(opts: {
   flows?: unknown[];
@@ -41,10 +45,11 @@ export async function startNodeRed(opts: {
 } = {}): Promise<NodeRed> {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-browser-red-'));
   await opts.prepare?.(userDir);
-  fs.mkdirSync(path.join(userDir, 'node_modules'));
-  fs.symlinkSync(ROOT, path.join(userDir, 'node_modules', 'node-red-mnist'), 'dir');
+  const link = path.join(userDir, 'node_modules', PACKAGE);
+  fs.mkdirSync(path.dirname(link), { recursive: true });
+  fs.symlinkSync(ROOT, link, 'dir');
   fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({
-    name: 'node-red-project', private: true, dependencies: { 'node-red-mnist': `file:${ROOT}` },
+    name: 'node-red-project', private: true, dependencies: { [PACKAGE]: `file:${ROOT}` },
   }));
   const flows = opts.flows ?? EXAMPLES.flatMap((f) => JSON.parse(fs.readFileSync(path.join(ROOT, 'examples', f), 'utf8')));
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flows));

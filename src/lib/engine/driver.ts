@@ -1,6 +1,7 @@
 // The training loop every engine shares: epochs of shuffled mini-batches, progress, stop,
 // divergence (with the weights put back), history. Engines only run optimizer steps.
 import { MnistError } from '../messages';
+import { AUGMENT, augmentImages } from '../augment';
 import { permutation, rng } from '../random';
 import { EpochRecord, HeldOut, History, ModelSpec, Progress, TrainData, TrainEngine, TrainOptions, Weights } from './types';
 
@@ -71,13 +72,23 @@ export async function drive(
   let stopped = false;
   let best: { loss: number; epoch: number; weights: Weights } | undefined;
   let stoppedEarly = false;
+  let lr = options.learningRate;
+  let augmented: Uint8Array | undefined;
   try {
     for (let epoch = 1; epoch <= options.epochs && !stopped; epoch++) {
+      if (epoch > 1 && options.lrDecay !== undefined && options.lrDecay !== 1) {
+        lr *= options.lrDecay;
+        await session.setLearningRate(lr);
+      }
+      if (options.augment) {
+        augmented = augmentImages(data.images, n, data.rows, data.cols, rng(options.seed * 104729 + epoch), AUGMENT, augmented);
+        await session.setImages(augmented);
+      }
       // The weights as they were when this epoch began: a diverging epoch puts them back, so the
       // model is never left full of NaN (the error says so).
       const saved = await session.getWeights();
       const diverged = (code: string, params: Record<string, number | string>) => new MnistError(code, {
-        ...params, epoch, lr: options.learningRate, suggested: Number((options.learningRate / 10).toPrecision(2)),
+        ...params, epoch, lr: Number(lr.toPrecision(3)), suggested: Number((lr / 10).toPrecision(2)),
       });
       const epochStart = Date.now();
       const order = options.shuffle ? permutation(n, rng(options.seed * 7919 + epoch)) : null;
@@ -121,7 +132,7 @@ export async function drive(
           await session.setWeights(saved);
           throw diverged('diverged-weights', {});
         }
-        const record: EpochRecord = { epoch, loss: epochLoss / seen, seconds: (Date.now() - epochStart) / 1000 };
+        const record: EpochRecord = { epoch, loss: epochLoss / seen, seconds: (Date.now() - epochStart) / 1000, learningRate: lr };
         if (seen < n) record.partial = seen / n;
         if (validation) {
           const { held, patience } = validation;

@@ -161,7 +161,7 @@ export function sessionOptions(threads: number, spin = false): Record<string, un
 class NativeSession implements EngineSession {
   private weights: Float32Array[];
   private state: Float32Array[];
-  private readonly images: OrtTensor;
+  private images: OrtTensor;
   private readonly labels: OrtTensor;
   private readonly rows: number;
   private readonly pixels: number;
@@ -174,9 +174,10 @@ class NativeSession implements EngineSession {
   constructor(
     private readonly ort: Ort,
     private readonly c: Compiled,
-    private readonly options: TrainOptions,
-    private readonly single: OrtSession,
-    private readonly chained: OrtSession,
+    private options: TrainOptions,
+    private readonly sessions: (o: TrainOptions) => Promise<[OrtSession, OrtSession]>,
+    private single: OrtSession,
+    private chained: OrtSession,
     data: TrainData,
     weights: Weights,
     private readonly threads: number,
@@ -285,6 +286,28 @@ class NativeSession implements EngineSession {
     this.weights = this.toOnnx(weights);
   }
 
+  async setImages(images: Uint8Array): Promise<void> {
+    const size = this.rows * this.pixels;
+    if (images.length < size) throw new Error(`native engine: ${images.length} pixel bytes for ${this.rows} samples of ${this.pixels}`);
+    const own = images.buffer instanceof SharedArrayBuffer ? images.slice(0, size) : images.subarray(0, size);
+    this.images = new this.ort.Tensor('uint8', own, [this.rows, this.pixels]);
+  }
+
+  /** The learning rate is part of the step graphs: they are built again (once an epoch at most). */
+  async setLearningRate(lr: number): Promise<void> {
+    if (lr === this.options.learningRate) return;
+    // Momentum's state is lr * velocity here (tfjs keeps the velocity): rescaled, the update is tfjs's.
+    if (this.options.optimizer === 'sgd' && this.options.momentum > 0) {
+      const ratio = lr / this.options.learningRate;
+      this.state = this.state.map((s) => s.map((v) => v * ratio));
+    }
+    this.options = { ...this.options, learningRate: lr };
+    const [single, chained] = await this.sessions(this.options);
+    void this.single.release();
+    void this.chained.release();
+    [this.single, this.chained] = [single, chained];
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -313,11 +336,13 @@ export function nativeEngine(threads = 1, native: NativeOptions = {}): TrainEngi
       if (pixels !== inputs) throw new MnistError('native-input-size', { inputs, pixels, rows: data.rows, cols: data.cols });
       if (c.classes !== data.classes) throw new MnistError('native-classes', { outputs: c.classes, classes: data.classes });
       if (data.count === 0) throw new MnistError('native-empty');
-      const build = (steps: number) => trainGraph(c, options, pixels, data.normalization, steps).model;
       const opts = sessionOptions(threads, native.spin);
-      const single = await ort.InferenceSession.create(build(1), opts);
-      const chained = await ort.InferenceSession.create(build(STEPS_PER_RUN), opts);
-      return new NativeSession(ort, c, options, single, chained, data, weights, threads);
+      const sessions = async (o: TrainOptions): Promise<[OrtSession, OrtSession]> => {
+        const build = (steps: number) => trainGraph(c, o, pixels, data.normalization, steps).model;
+        return [await ort.InferenceSession.create(build(1), opts), await ort.InferenceSession.create(build(STEPS_PER_RUN), opts)];
+      };
+      const [single, chained] = await sessions(options);
+      return new NativeSession(ort, c, options, sessions, single, chained, data, weights, threads);
     },
   };
 }

@@ -46,7 +46,7 @@ export const tfjsEngine: TrainEngine = {
   async open(spec: ModelSpec, weights: Weights, data: TrainData, options: TrainOptions): Promise<EngineSession> {
     const model = buildModel(spec);
     const shape = model.inputs[0].shape.slice(1).map(Number);
-    const xs = dataTensor(data, shape);
+    let xs = dataTensor(data, shape);
     const ys = tf.tensor1d(data.labels, 'int32');
     const optimizer = makeOptimizer(options);
     const setWeights = (w: Weights) => tf.tidy(() => model.setWeights(w.map((v, i) => tf.tensor(v, model.weights[i].shape as number[]))));
@@ -69,6 +69,18 @@ export const tfjsEngine: TrainEngine = {
         return model.getWeights().map((w) => w.dataSync() as Float32Array).map((a) => a.slice());
       },
       async setWeights(w) { setWeights(w); },
+      async setImages(images) {
+        const next = dataTensor({ ...data, images }, shape);
+        xs.dispose();
+        xs = next;
+      },
+      async setLearningRate(lr) {
+        // SGD and momentum keep it as a scalar tensor (setLearningRate replaces it); Adam reads the number each step.
+        // (tfjs's optimizer classes answer instanceof by duck typing, so the method is looked for.)
+        const o = optimizer as unknown as { setLearningRate?: (v: number) => void; learningRate: number };
+        if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+        else o.learningRate = lr;
+      },
       async evaluate(held) {
         const predicted = new Int32Array(held.count);
         let lossSum = 0;

@@ -17,6 +17,10 @@ export interface TrainOptions {
   loss: LossName;
   shuffle: boolean;
   seed: number;
+  /** the learning rate is multiplied by this after each epoch (PyTorch's StepLR with step 1); 1 or absent: constant */
+  lrDecay?: number;
+  /** each epoch trains on a fresh randomly turned, scaled and shifted copy of the images (augment.ts) */
+  augment?: boolean;
 }
 
 /** The tutorial's recipe. */
@@ -29,7 +33,7 @@ export interface Progress { epoch: number; epochs: number; batch: number; batche
  * One epoch; `partial` is the fraction done when training stopped within it; `valLoss` and
  * `valAccuracy` are measured on the held-out samples after it, when training holds some out.
  */
-export interface EpochRecord { epoch: number; loss: number; seconds: number; partial?: number; valLoss?: number; valAccuracy?: number }
+export interface EpochRecord { epoch: number; loss: number; seconds: number; learningRate: number; partial?: number; valLoss?: number; valAccuracy?: number }
 export interface History { loss: number[]; epochs: EpochRecord[]; batchesPerEpoch: number }
 
 export type LayerSpec =
@@ -84,6 +88,10 @@ export interface EngineSession {
    * training data): the mean loss and each sample's predicted class. Leaves the weights alone.
    */
   evaluate(held: HeldOut): Promise<{ loss: number; predicted: Int32Array }>;
+  /** The learning rate from the next step on (optimizer state kept, as tfjs's setLearningRate). */
+  setLearningRate(lr: number): Promise<void>;
+  /** Other pixels for the same samples (an augmented copy), from the next step on. */
+  setImages(images: Uint8Array): Promise<void>;
   /** Frees everything the session holds (tensors, native sessions, optimizer state). */
   dispose(): void;
 }
