@@ -14,13 +14,13 @@ fs.mkdirSync(path.join(userDir, 'node_modules'), { recursive: true });
 
 // "Install" this package the way `npm install <folder>` does: a link in the user dir's
 // node_modules, so the editor's palette shows the nodes and a rebuild needs no reinstall.
-const pkg = require(path.join(root, 'package.json')).name; // scoped: node_modules/@node-red-mnist/nodes
-const link = path.join(userDir, 'node_modules', pkg);
+const packageName = require(path.join(root, 'package.json')).name; // scoped: node_modules/@node-red-mnist/nodes
+const link = path.join(userDir, 'node_modules', packageName);
 try { fs.rmSync(link, { recursive: true, force: true }); } catch { /* first start */ }
 fs.mkdirSync(path.dirname(link), { recursive: true });
 fs.symlinkSync(root, link, 'dir');
 fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({
-  name: 'node-red-project', private: true, dependencies: { [pkg]: `file:${root}` },
+  name: 'node-red-project', private: true, dependencies: { [packageName]: `file:${root}` },
 }, null, 2));
 
 const settingsFile = path.join(userDir, 'settings.js');

@@ -195,9 +195,9 @@ describe('image: pipeline steps', () => {
         assert.ok(Math.min(...g.data) < 0.05, 'the black ink is still there');
     });
 
-    it('pre-shrinks big images to 512 px', async () => {
+    it('pre-shrinks big images to 384 px', async () => {
         const g = await decodeGrey(await png(digitSvg({ w: 2000, h: 1000, x: 900, y: 700, size: 500 })));
-        assert.deepStrictEqual([g.width, g.height], [512, 256]);
+        assert.deepStrictEqual([g.width, g.height], [384, 192]);
     });
 
     it('detects polarity on both polarities', () => {

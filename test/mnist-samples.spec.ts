@@ -65,7 +65,7 @@ describe('mnist-samples node', function () {
       { id: 'trained', type: 'helper' },
       { id: 'eval', type: 'evaluate', wires: [['evaluated']] },
       { id: 'evaluated', type: 'helper' },
-      { id: 'reader', type: 'predict', topK: '1', wires: [['predicted']] },
+      { id: 'reader', type: 'predict', topK: '1', maxImages: '1000', wires: [['predicted']] }, // 200 images in one message
       { id: 'predicted', type: 'helper' },
       // Fine-tuning: a few thousand MNIST images with the samples mixed in, a small learning rate.
       { id: 'ds-ft', type: 'mnist-dataset', limit: '5000', samples: dir, samplesRepeat: '20', wires: [['norm-ft']] },

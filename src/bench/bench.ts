@@ -261,6 +261,22 @@ async function userPng(split: Split, i: number): Promise<Buffer> {
     .resize(280, 280, { kernel: 'lanczos3' }).png().toBuffer();
 }
 
+/**
+ * A 12-megapixel phone JPEG (4000x3000, quality 90) of test digit `i` written on ruled paper
+ * under a lamp whose light falls off toward one corner: issue 14's speed case. (test/photo-kit.ts
+ * draws the varied photos the accuracy tests use; the bench only needs the size and the kind.)
+ */
+async function phonePhoto(split: Split, i: number): Promise<Buffer> {
+  const W = 4000, H = 3000, side = 600;
+  const digit = await sharp(Buffer.from(split.images.subarray(i * 784, (i + 1) * 784).map((v) => 255 - v)), { raw: { width: 28, height: 28, channels: 1 } })
+    .resize(side, side, { kernel: 'cubic' }).png().toBuffer();
+  const rulings = Array.from({ length: Math.floor(H / 120) }, (_, k) => `<rect x="0" y="${60 + k * 120}" width="${W}" height="4" fill="#9db4d6"/>`).join('');
+  const page = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">` +
+    '<defs><linearGradient id="l" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="#f4f1e8"/><stop offset="1" stop-color="#8d8a82"/></linearGradient></defs>' +
+    `<rect width="${W}" height="${H}" fill="url(#l)"/>${rulings}</svg>`);
+  return sharp(page).composite([{ input: digit, left: 1700, top: 1100, blend: 'multiply' }]).jpeg({ quality: 90 }).toBuffer();
+}
+
 async function predictTimings(entry: ModelEntry, test: Split, log: (s: string) => void) {
   const image = (i: number) => Float32Array.from(test.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255);
   // Single image, number-array path: classify() is what the predict node calls.
@@ -312,7 +328,25 @@ async function predictTimings(entry: ModelEntry, test: Split, log: (s: string) =
   }
   small.sort((a, b) => a - b);
   log(`PNG predict (28x28 MNIST tile): median ${quantile(small, 0.5).toFixed(2)} ms`);
+  // A 12 MP phone JPEG: decode (shrink-on-load), photo preprocessing, infer.
+  const photos = await Promise.all([0, 1, 2].map((i) => phonePhoto(test, i)));
+  for (const photo of photos) classify(entry, [(await preprocessImage(photo)).pixels]);
+  const photo: number[] = [];
+  let photoCorrect = 0;
+  for (let r = 0; r < 10; r++) {
+    for (let i = 0; i < photos.length; i++) {
+      t0 = process.hrtime.bigint();
+      const p = classify(entry, [(await preprocessImage(photos[i])).pixels])[0];
+      photo.push(ms(t0));
+      if (r === 0 && p.label === test.labels[i]) photoCorrect++;
+    }
+  }
+  photo.sort((a, b) => a - b);
+  log(`12 MP phone JPEG predict (${(photos[0].length / 1e6).toFixed(1)} MB): median ${quantile(photo, 0.5).toFixed(1)} ms`);
   return {
+    photo12mpMedianMs: round(quantile(photo, 0.5)),
+    photo12mpP90Ms: round(quantile(photo, 0.9)),
+    photo12mpCorrect: `${photoCorrect}/${photos.length}`,
     p50Ms: round(quantile(single, 0.5), 4),
     p99Ms: round(quantile(single, 0.99), 4),
     singleCalls: single.length,
@@ -613,6 +647,7 @@ function checks(out: Out, args: Args): Check[] {
   c.push({ name: 'no tensors left on the main thread by train() and predict', pass: out.tensors.leakedByTrain === 0 && out.tensors.leakedByPredict === 0, value: `train ${out.tensors.leakedByTrain}, predict ${out.tensors.leakedByPredict}` });
   c.push({ name: 'single-image predict p50 < 1 ms', pass: out.predict.p50Ms < 1, value: `${out.predict.p50Ms} ms` });
   c.push({ name: 'PNG predict median < 5 ms (280x280 PNG)', pass: out.predict.pngMedianMs < 5, value: `${out.predict.pngMedianMs} ms (28x28 tile: ${out.predict.png28MedianMs} ms)` });
+  c.push({ name: '12 MP phone JPEG predict median <= 50 ms', pass: out.predict.photo12mpMedianMs <= 50, value: `${out.predict.photo12mpMedianMs} ms (p90 ${out.predict.photo12mpP90Ms} ms)` });
   return c;
 }
 
@@ -646,6 +681,7 @@ function report(out: Out): string {
     ['predict 1 image', `p50 ${out.predict.p50Ms} ms, p99 ${out.predict.p99Ms} ms (${out.predict.singleCalls} calls)`],
     ['predict 10k batch', `${out.predict.batch10kSeconds} s (accuracy ${(out.predict.batch10kAccuracy * 100).toFixed(2)} %)`],
     ['predict PNG', `median ${out.predict.pngMedianMs} ms, p99 ${out.predict.pngP99Ms} ms (280x280 PNG: decode + preprocess + infer); 28x28 tile ${out.predict.png28MedianMs} ms`],
+    ['predict 12 MP photo', `median ${out.predict.photo12mpMedianMs} ms, p90 ${out.predict.photo12mpP90Ms} ms (4000x3000 JPEG: decode + photo preprocessing + infer; ${out.predict.photo12mpCorrect} read right)`],
   );
   if (out.cnn) {
     for (const [k, r] of Object.entries(out.cnn.engines)) {

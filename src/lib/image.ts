@@ -538,11 +538,13 @@ export async function drawRegions(buf: Buffer, limits: ImageLimits, boxes: Box[]
 /**
  * The drawing reading is the right one for this image: it found the same digit as the photo
  * reading (same polarity, its box around the photo reading's box and hardly bigger: a clean
- * image); or the image is clean and the photo reading found nothing or only the digit's holes
- * (a digit touching the frame, which the photo reading takes for the desk).
+ * image); or the image is clean and the photo reading found nothing or only the digit's holes;
+ * or the image is clean and its ink reaches the frame (an MNIST digit cut at the edge): the photo
+ * reading takes what touches the border for the desk and sees only the rest.
  */
 function drawingFits(found: Ink8, page: PageAnalysis | null): boolean {
     if (!page) return found.clean;
+    if (found.clean && page.digits.length === 1 && runsOffFrame(found, page)) return true;
     const a = found.box, b = page.digits.length === 1 ? page.digits[0].box : null;
     const within = (inner: Box, outer: Box, m: number) => inner.left >= outer.left - m && inner.top >= outer.top - m &&
         inner.left + inner.width <= outer.left + outer.width + m && inner.top + inner.height <= outer.top + outer.height + m;
@@ -550,6 +552,39 @@ function drawingFits(found: Ink8, page: PageAnalysis | null): boolean {
     if (!b) return false;
     const m = 2 + 0.1 * Math.max(b.width, b.height);
     return within(b, a, 1) && within(a, b, m);
+}
+
+/**
+ * The digit the photo reading found (its strokes) runs off the frame in the drawing reading: its ink
+ * there is connected to ink on the frame's edge (an MNIST digit cut at the edge, whose part on
+ * the edge the photo reading took for the desk), and that stroke is no more than 8 times the
+ * digit's own ink. A lit half of a board that the drawing reading takes for ink is far bigger.
+ */
+function runsOffFrame(found: Ink8, page: PageAnalysis): boolean {
+    const { data, width: w, height: h } = found.grey;
+    if (page.width !== w || page.height !== h) return false;
+    const { box, parts } = page.digits[0];
+    const own = new Set(parts);
+    const seen = new Uint8Array(w * h);
+    const stack: number[] = [];
+    for (let y = box.top; y < box.top + box.height; y++) {
+        for (let x = box.left; x < box.left + box.width; x++) {
+            const i = y * w + x;
+            if (own.has(page.labels[i]) && found.level[data[i]] > 0) { seen[i] = 1; stack.push(i); }
+        }
+    }
+    // The whole connected ink, not just a path to the edge: a lit region joined to the digit is big.
+    let budget = 8 * stack.length, edge = false;
+    while (stack.length) {
+        if (--budget < 0) return false;
+        const i = stack.pop()!;
+        const x = i % w, y = (i - x) / w;
+        if (x === 0 || y === 0 || x === w - 1 || y === h - 1) { edge = true; continue; }
+        for (const j of [i - 1, i + 1, i - w, i + w, i - w - 1, i - w + 1, i + w - 1, i + w + 1]) {
+            if (!seen[j] && found.level[data[j]] > 0) { seen[j] = 1; stack.push(j); }
+        }
+    }
+    return edge;
 }
 
 /** Below this slope (degrees) a line of digits is left as it is. */
