@@ -50,7 +50,7 @@ describe('cnn-model node', function () {
       { id: 'ds', type: 'mnist-dataset', wires: [['norm']] },
       { id: 'norm', type: 'normalize', wires: [['cnn']] },
       { id: 'cnn', type: 'cnn-model', wires: [['train']] },
-      { id: 'train', type: 'sgd-train', optimizer: 'adam', loss: 'crossentropy', learningRate: '0.002', lrDecay: '0.4', batchSize: '128', epochs: String(epochs), progressEvery: '0', wires: [['eval'], ['progress']] },
+      { id: 'train', type: 'sgd-train', optimizer: 'adam', loss: 'crossentropy', learningRate: '0.002', lrDecay: '0.4', augment: true, batchSize: '128', epochs: String(epochs), progressEvery: '0', wires: [['eval'], ['progress']] },
       { id: 'progress', type: 'helper' },
       { id: 'eval', type: 'evaluate', wires: [['evaluated', 'save']] },
       { id: 'evaluated', type: 'helper' },
