@@ -8,7 +8,9 @@ window.NodeRedMnist = window.NodeRedMnist || {
    * the text returned, in the editor's language.
    */
   within: function (name, min, max, kind) {
-    return function (v) {
+    // Two parameters, even though the second is unused: Node-RED shows a validator's returned text
+    // only when validate.length is 2 (with one, any text it returns counts as valid).
+    return function (v, _opt) {
       var n = Number(String(v).trim());
       if (v === '' || v == null || (isFinite(n) && (kind === 'open-min' ? n > min : n >= min)
         && (kind === 'open-max' ? n < max : n <= max) && (kind !== 'int' || n % 1 === 0))) return true;

@@ -33,6 +33,13 @@ describe('options: editor defaults and bounds equal the runtime\'s', () => {
         }
       });
 
+      it('has validators Node-RED asks for a message (two parameters: with one, a returned text counts as valid)', () => {
+        for (const name of editorOptions) {
+          const validate = definition.defaults[name].validate;
+          if (validate) assert.equal(validate.length, 2, `${type}.${name}: validate takes ${validate.length} parameter(s)`);
+        }
+      });
+
       it('has a form field for every option, with the table\'s choices', () => {
         for (const [name, o] of Object.entries(table)) {
           const field = new RegExp(`<(input|select)([^>]*)id="node-input-${name}"[^>]*>`).exec(template);
