@@ -478,7 +478,8 @@ async function main(): Promise<void> {
       trainingPairs.push({ kind, before, after });
       trainings++;
       say(`${clock()} training  ${kind}: ${seconds.toFixed(0)} s, ${detail}; idle RSS ${before.toFixed(0)} -> ${after.toFixed(0)} MB`
-        + ` (wasm ${b.wasmHeapMB.toFixed(0)} -> ${a.wasmHeapMB.toFixed(0)}, js heap ${b.heapUsedMB.toFixed(0)} -> ${a.heapUsedMB.toFixed(0)}, registry ${b.registry} -> ${a.registry})`);
+        + ` (wasm ${b.wasmHeapMB.toFixed(0)} -> ${a.wasmHeapMB.toFixed(0)}, js heap ${b.heapUsedMB.toFixed(0)}/${b.heapTotalMB.toFixed(0)} -> ${a.heapUsedMB.toFixed(0)}/${a.heapTotalMB.toFixed(0)},`
+        + ` array buffers ${b.arrayBuffersMB.toFixed(0)} -> ${a.arrayBuffersMB.toFixed(0)}, registry ${b.registry} -> ${a.registry})`);
     };
 
     const folderPredict = async () => {
