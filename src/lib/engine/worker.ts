@@ -31,21 +31,49 @@ async function run(request: WorkerRequest): Promise<void> {
 
 type Incoming =
   | { type: 'start'; request: WorkerRequest; sizes: { data: number; held: number } }
-  | { type: 'images'; which: 'data' | 'held'; at: number; bytes: Uint8Array }
-  | { type: 'go' }
   | { type: 'stop' };
 
-// The request, then its images in chunks (see run.ts), then 'go'.
+// The request comes as a message, the image bytes (training, then held-out) on stdin (see run.ts).
 let request: WorkerRequest | undefined;
+let targets: Uint8Array[] = [];
+let filled = 0;
+let total = -1;
+let received = false;
+const early: Buffer[] = [];
+function take(b: Buffer): void {
+  let at = 0;
+  while (at < b.length && targets.length) {
+    const t = targets[0];
+    const n = Math.min(b.length - at, t.length - filled);
+    t.set(b.subarray(at, at + n), filled);
+    at += n;
+    filled += n;
+    if (filled === t.length) { targets.shift(); filled = 0; }
+  }
+}
+let started = false;
+function startWhenReady(): void {
+  if (started || !request || !received || total < 0) return;
+  started = true;
+  if (targets.length === 0) return void run(request);
+  void post({ type: 'error', error: { code: 'engine-failed', params: { reason: 'the training data arrived incomplete' } } }).then(() => process.exit(0));
+}
+process.stdin.on('data', (b: Buffer) => { if (total < 0) early.push(b); else take(b); });
+process.stdin.on('end', () => { received = true; startWhenReady(); });
 process.on('message', (m: Incoming) => {
   if (m.type === 'start') {
     request = m.request;
     request.data.images = new Uint8Array(m.sizes.data);
-    if (request.validation) request.validation.held.images = new Uint8Array(m.sizes.held);
-  } else if (m.type === 'images') {
-    (m.which === 'data' ? request!.data : request!.validation!.held).images.set(m.bytes, m.at);
-  } else if (m.type === 'go') void run(request!);
-  else if (m.type === 'stop') stopping = true;
+    targets = [request.data.images];
+    if (request.validation) {
+      request.validation.held.images = new Uint8Array(m.sizes.held);
+      targets.push(request.validation.held.images);
+    }
+    targets = targets.filter((t) => t.length > 0);
+    total = m.sizes.data + m.sizes.held;
+    for (const b of early.splice(0)) take(b);
+    startWhenReady();
+  } else if (m.type === 'stop') stopping = true;
 });
 // Node-RED gone (or the parent killed): nothing to train for.
 process.on('disconnect', () => process.exit(0));
