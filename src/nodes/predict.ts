@@ -4,7 +4,7 @@ import { SplitView, toFloats } from '../lib/dataset';
 import { MnistError } from '../lib/messages';
 import { ModelEntry } from '../lib/model';
 import { folderStamp, loadModel } from '../lib/persist';
-import { MAX_ENSEMBLE, classify, decodeInputs } from '../lib/predict';
+import { MAX_ENSEMBLE, classifyInParts, decodeInputs } from '../lib/predict';
 import * as registry from '../lib/registry';
 import { attach, modelHandle, options } from './common';
 
@@ -73,7 +73,7 @@ export = (RED: NodeAPI) => {
         }
         // Decoding awaited: the model may have been rebuilt or freed meanwhile (a clear "gone" error then).
         if (!absent) entries = resolve();
-        const predictions = classify(entries, images, { threshold: o.threshold, topK: o.topK, limitMB: memoryMB });
+        const predictions = await classifyInParts(entries, images, { threshold: o.threshold, topK: o.topK, limitMB: memoryMB }, signal);
         msg.payload = batch ? predictions : predictions[0];
         if (pngs.some((b) => b !== null)) msg.preprocessed = batch ? pngs : pngs[0];
         else delete msg.preprocessed;
