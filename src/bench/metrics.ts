@@ -1,5 +1,5 @@
 // The Node-RED process measured from inside (bench/probe.js serves it to the soak).
-import { monitorEventLoopDelay, IntervalHistogram } from 'perf_hooks';
+import { monitorEventLoopDelay, IntervalHistogram, PerformanceObserver } from 'perf_hooks';
 /* eslint-disable @typescript-eslint/no-require-imports -- the same module instances the nodes use, resolved from this package */
 const tf = require('@tensorflow/tfjs') as typeof import('@tensorflow/tfjs');
 const registry = require('../lib/registry') as typeof import('../lib/registry');
@@ -13,6 +13,18 @@ let interval: IntervalHistogram = monitorEventLoopDelay({ resolution: RESOLUTION
 let total: IntervalHistogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
 interval.enable();
 total.enable();
+
+/** Garbage-collection pauses: the longest and the total of the interval (a long one shows as lag too). */
+let gcMaxMs = 0;
+let gcTotalMs = 0;
+let forcing = false;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (forcing) continue;
+    gcMaxMs = Math.max(gcMaxMs, e.duration);
+    gcTotalMs += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 /** The bytes of the tfjs wasm heap on this thread (0 until the wasm backend started). */
 function wasmHeap(): number {
@@ -28,8 +40,31 @@ function lag(h: IntervalHistogram) {
   return { p50Ms: ms(h.percentile(50)), p99Ms: ms(h.percentile(99)), maxMs: ms(h.max), samples: h.count };
 }
 
-export function metrics(opts: { gc?: boolean; reset?: boolean; restart?: boolean } = {}) {
-  if (opts.gc) (global as { gc?: () => void }).gc?.();
+/**
+ * A full collection for idle figures, twice with a pause between (array buffers are freed by a
+ * sweeper after the collection), kept out of the event-loop and gc figures: it is the soak's own
+ * stop-the-world pause, not one the flows cause.
+ */
+export async function collect(): Promise<void> {
+  const gc = (global as { gc?: () => void }).gc;
+  if (!gc) return;
+  const once = () => {
+    forcing = true;
+    interval.disable();
+    total.disable();
+    gc();
+    interval.enable();
+    total.enable();
+  };
+  once();
+  await new Promise((r) => setTimeout(r, 200));
+  once();
+  // gc entries arrive after the collection: those of the forced ones are let through first.
+  await new Promise((r) => setImmediate(r));
+  forcing = false;
+}
+
+export function metrics(opts: { reset?: boolean; restart?: boolean } = {}) {
   const m = process.memoryUsage();
   const resources = process.getActiveResourcesInfo();
   const handles: Record<string, number> = {};
@@ -48,6 +83,7 @@ export function metrics(opts: { gc?: boolean; reset?: boolean; restart?: boolean
     handles: resources.length,
     handleKinds: handles,
     eventLoop: lag(interval),
+    gc: { maxMs: Math.round(gcMaxMs), totalMs: Math.round(gcTotalMs) },
     eventLoopTotal: lag(total),
   };
   const fresh = (h: IntervalHistogram) => {
@@ -56,7 +92,11 @@ export function metrics(opts: { gc?: boolean; reset?: boolean; restart?: boolean
     next.enable();
     return next;
   };
-  if (opts.reset || opts.restart) interval = fresh(interval);
+  if (opts.reset || opts.restart) {
+    interval = fresh(interval);
+    gcMaxMs = 0;
+    gcTotalMs = 0;
+  }
   if (opts.restart) total = fresh(total);
   return out;
 }

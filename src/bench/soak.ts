@@ -560,7 +560,7 @@ async function main(): Promise<void> {
       const h = traffic.take();
       const lag = m.eventLoop;
       say(`${clock()} minute ${String(minute).padStart(2)}: rss ${m.rssMB.toFixed(0)} MB · js heap ${m.heapUsedMB.toFixed(0)}/${m.heapTotalMB.toFixed(0)} MB · wasm ${m.wasmHeapMB.toFixed(0)} MB · external ${m.externalMB.toFixed(0)} MB (array buffers ${m.arrayBuffersMB.toFixed(0)})`
-        + ` · tensors ${m.tensors} · registry ${m.registry} · handles ${m.handles} · event loop p50 ${lag.p50Ms} p99 ${lag.p99Ms} max ${lag.maxMs} ms`
+        + ` · tensors ${m.tensors} · registry ${m.registry} · handles ${m.handles} · event loop p50 ${lag.p50Ms} p99 ${lag.p99Ms} max ${lag.maxMs} ms (longest gc ${m.gc.maxMs} ms)`
         + ` · HTTP ${h.count} ok (p50 ${h.p50} p99 ${h.p99} ms), ${traffic.duringRedeploy} during redeploys · dashboard connects ${dashboard.connects}, events ${dashboard.events}`
         + ` · errors ${errors.list.length}${what ? ` · ${what}` : ''}`);
     }
