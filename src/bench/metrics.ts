@@ -1,5 +1,8 @@
 // The Node-RED process measured from inside (bench/probe.js serves it to the soak).
+import * as os from 'os';
+import * as path from 'path';
 import { monitorEventLoopDelay, IntervalHistogram, PerformanceObserver } from 'perf_hooks';
+import * as v8 from 'v8';
 /* eslint-disable @typescript-eslint/no-require-imports -- the same module instances the nodes use, resolved from this package */
 const tf = require('@tensorflow/tfjs') as typeof import('@tensorflow/tfjs');
 const registry = require('../lib/registry') as typeof import('../lib/registry');
@@ -102,3 +105,8 @@ export function metrics(opts: { reset?: boolean; restart?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof metrics>;
+
+/** A V8 heap snapshot of this process in the temporary folder; its path. */
+export function heapSnapshot(): string {
+  return v8.writeHeapSnapshot(path.join(os.tmpdir(), `mnist-soak-${process.pid}-${Date.now()}.heapsnapshot`));
+}

@@ -7,14 +7,16 @@
  *             figures; these forced pauses are kept out of the event-loop and gc figures
  *   ?reset=1  start a new interval for the event-loop figures after answering
  *   ?restart=1  the same for the whole-run figures too
+ *   ?snapshot=1 write a V8 heap snapshot to the temporary folder (blocks for seconds) and answer its path
  */
 import type { NodeAPI } from 'node-red';
-import { collect, metrics } from './metrics';
+import { collect, heapSnapshot, metrics } from './metrics';
 
 export = (RED: NodeAPI) => {
   (RED.plugins as unknown as { registerPlugin: (id: string, def: object) => void }).registerPlugin('mnist-soak-probe', { type: 'mnist-soak-probe' });
   RED.httpAdmin.get('/mnist-soak/metrics', RED.auth.needsPermission('mnist-soak.read'), async (req, res) => {
     if (req.query.gc === '1') await collect();
+    if (req.query.snapshot === '1') return res.json({ snapshot: heapSnapshot() });
     res.json(metrics({ reset: req.query.reset === '1', restart: req.query.restart === '1' }));
   });
 };

@@ -1,5 +1,5 @@
 /**
- * npm run soak -- --minutes N [--json] [--rate R] [--train-every M] [--engine auto|native|tfjs]
+ * npm run soak -- --minutes N [--json] [--rate R] [--train-every M] [--engine auto|native|tfjs] [--snapshots]
  *
  * A long mixed run of a real Node-RED (child process, temporary user directory) with this
  * package's nodes and all four example flows deployed through the admin API. For N minutes:
@@ -26,6 +26,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
+import { diff } from './heapdiff';
 import type { Metrics } from './metrics';
 
 /* eslint-disable @typescript-eslint/no-require-imports, @typescript-eslint/no-explicit-any -- ws ships with Node-RED (untyped here); debug and dashboard messages are untyped JSON */
@@ -35,10 +36,10 @@ const ROOT = path.resolve(__dirname, '..');
 const EXAMPLES = ['MNIST tutorial pipeline.json', 'predict images over HTTP.json', 'MNIST dashboard.json', 'predict a folder of images.json'];
 
 
-interface Args { minutes: number; json: boolean; rate: number; trainEvery: number; engine?: string }
+interface Args { minutes: number; json: boolean; rate: number; trainEvery: number; engine?: string; snapshots: boolean }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { minutes: 10, json: false, rate: 5, trainEvery: 3 };
+  const a: Args = { minutes: 10, json: false, rate: 5, trainEvery: 3, snapshots: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -51,7 +52,8 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--rate') a.rate = Number(v());
     else if (k === '--train-every') a.trainEvery = Number(v());
     else if (k === '--engine') a.engine = v();
-    else throw new Error(`unknown option ${k} (use --minutes N, --json, --rate R, --train-every M, --engine auto|native|tfjs)`);
+    else if (k === '--snapshots') a.snapshots = true;
+    else throw new Error(`unknown option ${k} (use --minutes N, --json, --rate R, --train-every M, --engine auto|native|tfjs, --snapshots)`);
   }
   if (!(a.minutes >= 1) || !Number.isInteger(a.minutes)) throw new Error('--minutes must be a whole number of at least 1');
   if (!(a.rate > 0 && a.rate <= 200)) throw new Error('--rate must be between 0 and 200 requests per second');
@@ -534,6 +536,8 @@ async function main(): Promise<void> {
       errors.add(`warm-up: ${(e as Error).message}`);
     }
     const t1 = Date.now();
+    const snapshot = async () => (await api(red, 'GET', '/mnist-soak/metrics?gc=1&snapshot=1')).snapshot as string;
+    const firstSnapshot = args.snapshots ? await snapshot() : undefined;
 
     // The RSS slope is taken after a further settling time (10 minutes of a long run).
     const settle = args.minutes >= 20 ? 10 : Math.max(1, Math.floor(args.minutes / 3));
@@ -570,6 +574,11 @@ async function main(): Promise<void> {
     await deploy(red, await api(red, 'GET', '/flows'));
     await sleep(3000);
     const end = await probe(red, true);
+    if (firstSnapshot) {
+      const last = await snapshot();
+      say(`          JS heap growth from the warm-up's end (${firstSnapshot}) to the end (${last}):`);
+      for (const line of diff(firstSnapshot, last)) say(`            ${line}`);
+    }
     // The training whose idle RSS grew most, of the measured ones.
     const judged = trainingPairs.filter((p) => !p.warm);
     const worst = judged.reduce<typeof judged[number] | undefined>((w, p) => (!w || p.after - p.before > w.after - w.before ? p : w), undefined);
