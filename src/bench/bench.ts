@@ -86,16 +86,42 @@ function parseArgs(argv: string[]): Args {
 
 const round = (x: number, digits = 3) => Number.isFinite(x) ? Number(x.toFixed(digits)) : x;
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
-const cpuSeconds = (since: NodeJS.CpuUsage) => { const u = process.cpuUsage(since); return (u.user + u.system) / 1e6; };
+/**
+ * CPU seconds of this process and of its children that ended (training runs in a child process),
+ * from /proc/self/stat: utime, stime, cutime, cstime in clock ticks (100 per second on Linux).
+ */
+function cpuTotal(): number {
+  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) / 100;
+}
+const cpuSeconds = (since: number) => cpuTotal() - since;
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-/** Peak resident memory (worker threads included): the kernel's high-water mark, cross-checked by sampling. */
+/** Resident bytes of this process's children (the training process), from /proc. */
+function childrenRss(): number {
+  let bytes = 0;
+  try {
+    for (const task of fs.readdirSync('/proc/self/task')) {
+      for (const pid of fs.readFileSync(`/proc/self/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) {
+        const kb = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+        if (kb) bytes += Number(kb) * 1024;
+      }
+    }
+  } catch { /* a child that just exited, or no /proc */ }
+  return bytes;
+}
+
+/**
+ * Peak resident memory of this process together with the training process it starts (training
+ * runs in a child process): sampled every 50 ms, and at least this process's own high-water mark.
+ */
 class RssWatch {
   private peak = 0;
   private timer = setInterval(() => this.sample(), 50);
-  sample(): void { this.peak = Math.max(this.peak, process.memoryUsage().rss); }
+  sample(): void { this.peak = Math.max(this.peak, process.memoryUsage().rss + childrenRss()); }
   peakMB(): number {
     this.sample();
     return Math.max(this.peak, process.resourceUsage().maxRSS * 1024) / 2 ** 20;
@@ -171,12 +197,12 @@ async function trainRun(model: tf.Sequential, trainView: SplitView, test: SplitV
   const before = tf.memory().numTensors;
   const loop = new LoopWatch();
   let fallback: string | undefined;
-  let cpu = process.cpuUsage();
+  let cpu = cpuTotal();
   const t0 = process.hrtime.bigint();
   const pending = train(model, trainView, 10, options, {
     ...hooks,
     onEngine: (e) => {
-      cpu = process.cpuUsage();
+      cpu = cpuTotal();
       if (e.fallback) fallback = message(e.fallback.code, e.fallback.params);
     },
     onBatch: () => loop.firstBatch(),
@@ -677,7 +703,7 @@ function report(out: Out): string {
   rows.push(['main-thread lag, idle', `max ${out.eventLoop.idle.maxLagMs} ms, p99 ${out.eventLoop.idle.p99Ms} ms (nothing running: this machine's noise)`]);
   if (out.kernels) rows.push(['kernels (in-process)', `${out.kernels.backend}: ours ${Math.round(out.kernels.oursSamplesPerSecond)} vs stock ${Math.round(out.kernels.stockSamplesPerSecond)} samples/s = ${out.kernels.ratio}x (${out.kernels.samples} samples)`]);
   rows.push(
-    ['peak RSS', `${out.trainPeakRssMB} MB after the nodes' run, ${out.peakRssMB} MB overall (worker threads included)`],
+    ['peak RSS', `${out.trainPeakRssMB} MB after the nodes' run, ${out.peakRssMB} MB overall (the training process included)`],
     ['predict 1 image', `p50 ${out.predict.p50Ms} ms, p99 ${out.predict.p99Ms} ms (${out.predict.singleCalls} calls)`],
     ['predict 10k batch', `${out.predict.batch10kSeconds} s (accuracy ${(out.predict.batch10kAccuracy * 100).toFixed(2)} %)`],
     ['predict PNG', `median ${out.predict.pngMedianMs} ms, p99 ${out.predict.pngP99Ms} ms (280x280 PNG: decode + preprocess + infer); 28x28 tile ${out.predict.png28MedianMs} ms`],

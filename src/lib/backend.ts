@@ -57,6 +57,11 @@ export function initBackend(preferred?: string, log: (key: string, params?: Para
         log('log.unknown-backend', { wish });
       }
       const order = ORDER.includes(wish as BackendName) ? [wish as BackendName, ...ORDER.filter((b) => b !== wish)] : ORDER;
+      // tfjs-layers keeps the execution order of the last 100 models it ran (an LRU cache), and
+      // with it each model's layer objects after the model was disposed: a long-lived flow that
+      // reloads or rebuilds models held up to 100 of them (npm run soak --snapshots). 10 is
+      // enough for an ensemble run over and over.
+      tf.env().set('TOPOLOGICAL_SORT_CACHE_MAX_ENTRIES', 10);
       for (const name of order) {
         if (await activate(name)) {
           log('log.backend', { version: tf.version.tfjs, name });

@@ -237,3 +237,23 @@ export function classify(models: ModelEntry | ModelEntry[], images: Float32Array
     };
   });
 }
+
+/** Images per classify() call when a batch is classified a part at a time. */
+const PART = 500;
+
+/**
+ * classify() a part at a time, letting the event loop run between parts: a 10k batch held
+ * Node-RED's main thread for about 1 s at once, and HTTP answers and dashboards waited meanwhile
+ * (found by npm run soak); a part of 500 holds it for about 0.1 s. Ends with 'predict-stopped'
+ * once `signal` aborts (the node closed).
+ */
+export async function classifyInParts(models: ModelEntry | ModelEntry[], images: Float32Array[], opts: { threshold?: number; topK?: number; limitMB?: number } = {}, signal?: AbortSignal): Promise<Prediction[]> {
+  if (images.length <= PART) return classify(models, images, opts);
+  const out: Prediction[] = [];
+  for (let lo = 0; lo < images.length; lo += PART) {
+    if (signal?.aborted) throw new MnistError('predict-stopped');
+    for (const p of classify(models, images.slice(lo, lo + PART), opts)) out.push(p);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return out;
+}

@@ -4,7 +4,7 @@ import { SplitView, toFloats } from '../lib/dataset';
 import { MnistError } from '../lib/messages';
 import { ModelEntry } from '../lib/model';
 import { folderStamp, loadModel } from '../lib/persist';
-import { FoundDigit, MAX_ENSEMBLE, Prediction, classify, decodeInputs } from '../lib/predict';
+import { FoundDigit, MAX_ENSEMBLE, Prediction, classify, classifyInParts, decodeInputs } from '../lib/predict';
 import * as registry from '../lib/registry';
 import { attach, modelHandle, options } from './common';
 
@@ -112,7 +112,8 @@ export = (RED: NodeAPI) => {
           msg.payload = one(readNumbers(entries, groups, how));
           msg.preprocessed = one(found.map((ds) => (ds ? ds.map((d) => d.png) : null)));
         } else {
-          msg.payload = one(classify(entries, images, how));
+          // In parts, with the event loop free between them (a big batch does not stall Node-RED).
+          msg.payload = one(await classifyInParts(entries, images, how, signal));
           if (pngs.some((b) => b !== null)) msg.preprocessed = one(pngs);
           else delete msg.preprocessed;
         }
