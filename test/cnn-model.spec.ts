@@ -3,19 +3,13 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { nativeAvailable } from '../src/lib/engine/native';
-import { backend, fails, flow, helper, next, NODES, ready, scratch, statusOf, tensors, withCoreNodes, works } from './helpers';
+import { backend, fails, flow, helper, next, NODES, ready, scratch, statusOf, unloadFreesTensors, withCoreNodes, works } from './helpers';
 import { makeImageSet } from './own-images';
 
 // cnn-model: a small convolutional network, trained, evaluated, used and saved through the same
 // nodes as the tutorial's MLP (issue 12).
 describe('cnn-model node', function () {
-  let base = 0;
-  before(async () => { await backend(); });
-  beforeEach(() => { base = tensors(); });
-  afterEach(async function () {
-    await helper.unload();
-    if (this.currentTest?.state === 'passed') assert.equal(tensors(), base, 'every tensor freed after unload');
-  });
+  unloadFreesTensors('every tensor freed after unload');
 
   it('should be loaded with defaults', async () => {
     await helper.load(NODES, [{ id: 'n1', type: 'cnn-model', name: 'cnn' }]);

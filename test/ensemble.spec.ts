@@ -1,17 +1,11 @@
 import { strict as assert } from 'assert';
-import { backend, fails, helper, NODES, tensors, works } from './helpers';
+import { fails, helper, NODES, unloadFreesTensors, works } from './helpers';
 
 // predict with several models in msg.model: an ensemble, whose probabilities are the average of
 // each model's (each applying its own normalization). What 5 CNNs give on our own images is
 // measured by scripts/measure-ensemble.ts (docs/BENCHMARKS.md).
 describe('predict with an ensemble of models', function () {
-  let base = 0;
-  before(async () => { await backend(); });
-  beforeEach(() => { base = tensors(); });
-  afterEach(async function () {
-    await helper.unload();
-    if (this.currentTest?.state === 'passed') assert.equal(tensors(), base);
-  });
+  unloadFreesTensors();
 
   const train = (id: string, seed: number, wires: string[]) => [
     { id: `${id}-mlp`, type: 'mlp-model', hidden: '32', seed: String(seed), wires: [[`${id}-train`]] },

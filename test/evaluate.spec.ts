@@ -1,15 +1,9 @@
 import { strict as assert } from 'assert';
-import { backend, fails, flow, helper, NODES, ready, statusOf, tensors, works } from './helpers';
+import { fails, flow, helper, NODES, ready, statusOf, unloadFreesTensors, works } from './helpers';
 
 // evaluate's contract: accuracy, loss, per-class figures and the confusion matrix of a split.
 describe('evaluate node', function () {
-  let base = 0;
-  before(async () => { await backend(); });
-  beforeEach(() => { base = tensors(); });
-  afterEach(async function () {
-    await helper.unload();
-    if (this.currentTest?.state === 'passed') assert.equal(tensors(), base);
-  });
+  unloadFreesTensors();
 
   it('should be loaded with defaults', async () => {
     await helper.load(NODES, [{ id: 'n1', type: 'evaluate', name: 'eval' }]);

@@ -33,6 +33,20 @@ export function tensors(): number {
   return tf.memory().numTensors;
 }
 
+/**
+ * A flow spec's hooks: the backend started once; after each test the flow unloaded and, when the
+ * test passed, every tensor freed (`what` says what the spec promises).
+ */
+export function unloadFreesTensors(what = 'every tensor freed after unload'): void {
+  let base = 0;
+  before(async () => { await backend(); });
+  beforeEach(() => { base = tensors(); });
+  afterEach(async function () {
+    await helper.unload();
+    if (this.currentTest?.state === 'passed') assert.equal(tensors(), base, what);
+  });
+}
+
 /** Resolves with the next message a helper node receives (rejects after `ms`). */
 export function next(node: { on: (ev: string, fn: (msg: any) => void) => void }, ms = 240000): Promise<any> {
   return new Promise((resolve, reject) => {

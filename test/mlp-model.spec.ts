@@ -1,15 +1,9 @@
 import { strict as assert } from 'assert';
-import { backend, fails, helper, NODES, statusOf, tensors, works } from './helpers';
+import { fails, helper, NODES, statusOf, tensors, unloadFreesTensors, works } from './helpers';
 
 // mlp-model's contract: the tutorial's MLP by default, sized from the dataset, one model per node.
 describe('mlp-model node', function () {
-  let base = 0;
-  before(async () => { await backend(); });
-  beforeEach(() => { base = tensors(); });
-  afterEach(async function () {
-    await helper.unload();
-    if (this.currentTest?.state === 'passed') assert.equal(tensors(), base, 'the model is freed on unload');
-  });
+  unloadFreesTensors('the model is freed on unload');
 
   it('should be loaded with defaults', async () => {
     await helper.load(NODES, [{ id: 'n1', type: 'mlp-model', name: 'mlp' }]);

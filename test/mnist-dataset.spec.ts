@@ -1,16 +1,10 @@
 import { strict as assert } from 'assert';
-import { backend, fails, helper, NODES, statusOf, tensors, works, writeSet } from './helpers';
+import { fails, helper, NODES, statusOf, unloadFreesTensors, works, writeSet } from './helpers';
 
 // mnist-dataset's contract: what it writes (handles and a summary), its options, its status.
 // Loading details (idx files, URLs, caches, limits) are in test/dataset.spec.ts and test/limits.spec.ts.
 describe('mnist-dataset node', function () {
-  let base = 0;
-  before(async () => { await backend(); });
-  beforeEach(() => { base = tensors(); });
-  afterEach(async function () {
-    await helper.unload();
-    if (this.currentTest?.state === 'passed') assert.equal(tensors(), base, 'datasets hold no tensors');
-  });
+  unloadFreesTensors('datasets hold no tensors');
 
   it('should be loaded with defaults', async () => {
     await helper.load(NODES, [{ id: 'n1', type: 'mnist-dataset', name: 'data' }]);

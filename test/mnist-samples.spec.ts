@@ -1,20 +1,14 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { backend, fails, helper, next, NODES, scratch, statusOf, tensors, works } from './helpers';
+import { fails, helper, next, NODES, scratch, statusOf, unloadFreesTensors, works } from './helpers';
 import { sevenSegment, sevenSegmentSet } from './style';
 
 // mnist-samples keeps a user's own labelled digits on disk; mnist-dataset mixes them into the
 // train split; a model fine-tuned on them learns the user's handwriting (issue 13).
 describe('mnist-samples node', function () {
   const dir = path.join(scratch(), 'my-samples');
-  let base = 0;
-  before(async () => { await backend(); });
-  beforeEach(() => { base = tensors(); });
-  afterEach(async function () {
-    await helper.unload();
-    if (this.currentTest?.state === 'passed') assert.equal(tensors(), base, 'every tensor freed after unload');
-  });
+  unloadFreesTensors('every tensor freed after unload');
 
   const store = (extra: any[] = []) => [
     { id: 'store', type: 'mnist-samples', folder: dir, wires: [['out']] },

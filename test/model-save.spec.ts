@@ -1,17 +1,11 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { backend, fails, flow, helper, NODES, ready, scratch, statusOf, tensors, works } from './helpers';
+import { fails, flow, helper, NODES, ready, scratch, statusOf, unloadFreesTensors, works } from './helpers';
 
 // model-save's contract: a folder predict (and TF.js) can load, with metadata describing the model.
 describe('model-save node', function () {
-  let base = 0;
-  before(async () => { await backend(); });
-  beforeEach(() => { base = tensors(); });
-  afterEach(async function () {
-    await helper.unload();
-    if (this.currentTest?.state === 'passed') assert.equal(tensors(), base);
-  });
+  unloadFreesTensors();
 
   it('should be loaded with defaults', async () => {
     await helper.load(NODES, [{ id: 'n1', type: 'model-save', name: 'save' }]);

@@ -1,16 +1,10 @@
 import { strict as assert } from 'assert';
-import { backend, fails, helper, NODES, statusOf, tensors } from './helpers';
+import { fails, helper, NODES, statusOf, unloadFreesTensors } from './helpers';
 
 // normalize's contract: views of the same bytes with (x - mean) / std attached, the tutorial's
 // constants by default, or computed from the train split.
 describe('normalize node', function () {
-  let base = 0;
-  before(async () => { await backend(); });
-  beforeEach(() => { base = tensors(); });
-  afterEach(async function () {
-    await helper.unload();
-    if (this.currentTest?.state === 'passed') assert.equal(tensors(), base);
-  });
+  unloadFreesTensors();
 
   const nodes = (extra: object[]) => [
     { id: 'ds', type: 'mnist-dataset', limit: 1000, wires: [['norm', 'fromData']] },

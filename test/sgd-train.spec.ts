@@ -1,17 +1,11 @@
 import { strict as assert } from 'assert';
 import { OPTIONS } from '../src/nodes/options';
-import { backend, fails, flow, helper, NODES, ready, statusOf, tensors, works } from './helpers';
+import { fails, flow, helper, NODES, ready, statusOf, unloadFreesTensors, works } from './helpers';
 
 // sgd-train's contract beyond the tutorial runs (test/pipeline.spec.ts): options, validation,
 // early stopping and what it says when a training learns little.
 describe('sgd-train node', function () {
-  let base = 0;
-  before(async () => { await backend(); });
-  beforeEach(() => { base = tensors(); });
-  afterEach(async function () {
-    await helper.unload();
-    if (this.currentTest?.state === 'passed') assert.equal(tensors(), base, 'every tensor freed after unload');
-  });
+  unloadFreesTensors('every tensor freed after unload');
 
   it('should be loaded with defaults', async () => {
     await helper.load(NODES, [{ id: 'n1', type: 'sgd-train', name: 'train' }]);

@@ -21,16 +21,16 @@ import '@tensorflow/tfjs-backend-wasm';
 import { MnistError } from './messages';
 
 type TensorInfo = tf.TensorInfo;
-type KernelFunc = tf.KernelConfig['kernelFunc'];
+export type KernelFunc = tf.KernelConfig['kernelFunc'];
 type ConvInfo = tf.backend_util.Conv2DInfo;
 
-// The wasm backend object; only the members we use.
-interface WasmBackend {
+// The wasm backend object; only the members we use (kernels.ts shares these types).
+export interface WasmBackend {
   disposeData(dataId: object): boolean;
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array;
 }
-interface KernelArgs {
+export interface KernelArgs {
   inputs: Record<string, TensorInfo | undefined>;
   backend: WasmBackend;
   attrs: Record<string, unknown>;
@@ -373,12 +373,12 @@ export function maxPoolBackprop(x: Float32Array, dy: Float32Array, c: ConvInfo, 
 
 // ------------------------------------------------------------------ cpu
 
-interface CpuBackend {
+export interface CpuBackend {
   data: { get(dataId: object): { values?: unknown } };
   makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.TypedArray): TensorInfo;
   disposeIntermediateTensorInfo(t: TensorInfo): void;
 }
-interface CpuKernelArgs {
+export interface CpuKernelArgs {
   inputs: Record<string, TensorInfo | undefined>;
   backend: CpuBackend;
   attrs: Record<string, unknown>;

@@ -15,20 +15,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerConvKernels, sumRows, unregisterConvKernels } from './kernels-conv';
+import type { CpuBackend, CpuKernelArgs, KernelArgs, KernelFunc, WasmBackend } from './kernels-conv';
 
 type TensorInfo = tf.TensorInfo;
-type KernelFunc = tf.KernelConfig['kernelFunc'];
-// The wasm backend object; only the members we use.
-interface WasmBackend {
-  disposeData(dataId: object): boolean;
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-interface KernelArgs {
-  inputs: Record<string, TensorInfo | undefined>;
-  backend: WasmBackend;
-  attrs: Record<string, unknown>;
-}
 
 const BACKEND = 'wasm';
 const FAST = Symbol('nodeRedMnistFastKernel');
@@ -233,16 +222,6 @@ function makeFastSlice(original: KernelFunc): KernelFunc {
  * _FusedMatMul calls the stock matmul directly, so it is replaced too.
  */
 
-interface CpuBackend {
-  data: { get(dataId: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.TypedArray): TensorInfo;
-  disposeIntermediateTensorInfo(t: TensorInfo): void;
-}
-interface CpuKernelArgs {
-  inputs: Record<string, TensorInfo | undefined>;
-  backend: CpuBackend;
-  attrs: Record<string, unknown>;
-}
 
 /** Copies `rows x cols` planes, transposed, from src into a new array. */
 function transposePlanes(src: Float32Array, rows: number, cols: number): Float32Array {
