@@ -349,7 +349,7 @@ describe('in the browser: editor and dashboard', function () {
     await dashboard.fill('#mnist-epochs', '30');
     await dashboard.click('#mnist-train');
     const status = dashboard.locator('.mnist-status');
-    await dashboard.waitForFunction(() => /epoch 1\/30 · batch ([2-9]\d|\d{3})\//.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
+    await dashboard.waitForFunction(() => /epoch 1\/30 · batch ([2-9]\d|\d{3})\/469 · loss/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
     await dashboard.click('#mnist-train'); // a second Train is refused with a notice
     await dashboard.getByText('Already training').waitFor({ state: 'visible', timeout: 10000 });
     await dashboard.click('#mnist-stop');
@@ -370,7 +370,9 @@ describe('in the browser: editor and dashboard', function () {
       // Long enough that the deploy comes while it runs (the native engine does an epoch in ~2 s).
       await dashboard.fill('#mnist-epochs', '30');
       await dashboard.click('#mnist-train');
-      await dashboard.waitForFunction(() => /epoch 1\/30 · batch \d+\//.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
+      // A progress line ("… batch 85/469 · loss 0.31"): the previous test's last line, "stopped: epoch
+      // 1/30 · batch 85/469 in …", must not pass for it (the deploy then came before this training started).
+      await dashboard.waitForFunction(() => /epoch 1\/30 · batch \d+\/469 · loss/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
     };
     // Modified nodes only (sgd-train): the rest of the flow sees its status cleared mid-run.
     await trainingRuns();
