@@ -44,6 +44,33 @@ describe('one run at a time: a second message while a training reads the data', 
     assert.equal(tensors(), base);
   });
 
+  it('a second message right behind the first (its data not yet at the training) waits, and is refused once the training reads the data, instead of freeing it', async () => {
+    const base = tensors();
+    await helper.load(ALL, pipeline({ limit: 2000, train: { epochs: 30 } }));
+    const results: any[] = [];
+    helper.getNode('out').on('input', (m: any) => results.push(m));
+    const refused = next(helper.getNode('caught'), 60000);
+    // The moment the first message reaches mlp-model, a second one arrives at normalize: the first's
+    // normalized splits are on their way (in mlp-model's hands), not yet read by the training.
+    let loaded: any;
+    helper.getNode('norm').once('input', (m: any) => { loaded = { dataset: m.dataset }; });
+    helper.getNode('mlp').once('input', () => helper.getNode('norm').receive({ ...loaded, payload: 2, run: 2 }));
+    const started = training();
+    helper.getNode('ds').receive({ payload: 1 });
+    const err = await refused;
+    assert.equal(err.error.source.id, 'norm');
+    assert.equal(err.run, 2);
+    assert.match(err.error.message, /the data this node made last time is still being read by node train/);
+    await started;
+    helper.getNode('train').receive({ stop: true });
+    const first = await next(helper.getNode('out'), 60000);
+    assert.equal(first.payload.count, 2000, 'the first run was trained and evaluated on its own data');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(results.length, 1);
+    await helper.unload();
+    assert.equal(tensors(), base);
+  });
+
   it('mnist-dataset refuses to load again while a training reads its splits (no normalize between)', async () => {
     const flow = pipeline({ limit: 3000, train: { epochs: 30 } });
     flow.find((n) => n.id === 'ds').wires = [['mlp']];

@@ -23,6 +23,8 @@ interface Entry {
   busy?: string;
   /** nodes reading it for a while (a training reads its split); several at once */
   readers?: string[];
+  /** nodes with a message carrying it in hand (received, queued or at work): it is on its way */
+  passing?: string[];
 }
 
 
@@ -82,6 +84,38 @@ export function read(handle: Handle, user: string): () => void {
  */
 export function busyOf(owner: string): string | undefined {
   for (const e of entries.values()) if (e.owner === owner && (e.busy || e.readers?.length)) return e.busy ?? e.readers![0];
+  return undefined;
+}
+
+/**
+ * Marks the entries a message carries (alive ones) as in the hands of a node that received it,
+ * until the returned function is called (the node has handled the message). What a node sent is
+ * thus never unmarked on its way through a flow (mnist-dataset -> normalize -> mlp-model ->
+ * sgd-train): each node holds it until the next one has it, and the training then reads it.
+ */
+export function pass(handles: unknown[], user: string): () => void {
+  const held: Entry[] = [];
+  for (const h of handles) {
+    const entry = isHandle(h) ? entries.get(h.id) : undefined;
+    if (entry && !held.includes(entry)) { (entry.passing ??= []).push(user); held.push(entry); }
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    for (const entry of held) entry.passing!.splice(entry.passing!.indexOf(user), 1);
+  };
+}
+
+/**
+ * A node (other than the owner) that has a message carrying one of the owner's entries in hand:
+ * running the owner again now would free that entry under it.
+ */
+export function passingOf(owner: string): string | undefined {
+  for (const e of entries.values()) {
+    const other = e.owner === owner ? e.passing?.find((u) => u !== owner) : undefined;
+    if (other) return other;
+  }
   return undefined;
 }
 

@@ -4,7 +4,7 @@ import { parameterCount } from '../lib/engine/spec';
 import { MnistError, shown } from '../lib/messages';
 import { cnnSpec, createCnn } from '../lib/model';
 import * as registry from '../lib/registry';
-import { attach, modelHandle, modelInputs, options } from './common';
+import { attach, modelHandle, modelInputs, options, waitForOwnOutput } from './common';
 
 /** "32,64" -> [32, 64]: whole numbers from 1 to `max`, at most `count` of them (at least one if `min1`). */
 function sizes(name: string, raw: string, max: number, count: number, min1: boolean): number[] {
@@ -21,7 +21,9 @@ export = (RED: NodeAPI) => {
     RED.nodes.createNode(this, config);
     const node = this;
     attach(RED, node, {
-      async run({ msg }) {
+      async run({ msg, signal }) {
+        // What it built last time may still be in another node's hands (being predicted, say).
+        await waitForOwnOutput(node.id, signal);
         const o = options('cnn-model', config);
         const { classes, inputShape, normalization } = modelInputs(msg, node.id);
         const architecture = {

@@ -85,11 +85,11 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
   const t = translator(RED, node.type);
   let running: { controller: AbortController; promise: Promise<void> } | null = null;
   let closed = false;
-  const waiting: Array<{ msg: Msg; send: Send; done: Done }> = [];
+  const waiting: Array<{ msg: Msg; send: Send; done: Done; release: () => void }> = [];
   const settings = RED.settings as unknown as Record<string, unknown>;
   const memoryMB = Number(settings.mnistMemoryLimitMB) > 0 ? Number(settings.mnistMemoryLimitMB) : DEFAULT_MEMORY_MB;
 
-  const start = (msg: Msg, send: Send, done: Done) => {
+  const start = (msg: Msg, send: Send, done: Done, release: () => void) => {
     const controller = new AbortController();
     const promise = (async () => {
       try {
@@ -118,15 +118,23 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
         if (!closed) node.status({ fill: 'red', shape: 'ring', text: short(err.message) });
         done(err);
       } finally {
+        // What it received is no longer in its hands: done with, or sent on. Released after Node-RED
+        // has delivered what it sent (delivery is a setImmediate queued before this one), so the next
+        // node holds it first and it is never out of every node's hands on its way.
+        setImmediate(release);
         running = null;
         const next = closed ? undefined : waiting.shift();
-        if (next) start(next.msg, next.send, next.done);
+        if (next) start(next.msg, next.send, next.done, next.release);
       }
     })();
     running = { controller, promise };
   };
 
   node.on('input', (msg: Msg, send: Send, done: Done) => {
+    // The data and models this message carries are in this node's hands until it has handled it:
+    // their maker must not free them meanwhile (waitForOwnOutput).
+    const release = registry.pass(handlesIn(msg), node.id);
+    const drop = (err?: Error) => { release(); done(err); };
     if (runner.stoppable && msg.stop === true) {
       if (running) {
         running.controller.abort(STOP);
@@ -135,21 +143,21 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
       } else {
         node.warn(t('warnings.nothing-to-stop'));
       }
-      return done();
+      return drop();
     }
-    if (!running) return start(msg, send, done);
+    if (!running) return start(msg, send, done, release);
     if (waiting.length < (runner.queue ?? 0)) {
-      waiting.push({ msg, send, done });
+      waiting.push({ msg, send, done, release });
       return;
     }
-    if (runner.queue) return done(translateError(t, new MnistError('busy', { waiting: waiting.length })));
+    if (runner.queue) return drop(translateError(t, new MnistError('busy', { waiting: waiting.length })));
     node.warn(t(runner.stoppable ? 'warnings.busy-stoppable' : 'warnings.busy'));
-    done();
+    drop();
   });
 
   node.on('close', (_removed: boolean, done: () => void) => {
     closed = true;
-    for (const w of waiting.splice(0)) w.done(translateError(t, new MnistError('closed-before-handled')));
+    for (const w of waiting.splice(0)) { w.release(); w.done(translateError(t, new MnistError('closed-before-handled'))); }
     const current = running;
     current?.controller.abort();
     const finish = () => {
@@ -161,6 +169,32 @@ export function attach(RED: NodeAPI, node: Node, runner: Runner): void {
     const timer = setTimeout(finish, 10000);
     current.promise.finally(() => { clearTimeout(timer); finish(); });
   });
+}
+
+/** How long a node waits for what it sent last time to be out of other nodes' hands. */
+export const IN_HAND_WAIT_MS = 10000;
+
+/**
+ * Waits while another node has in hand a message carrying what `owner` sent last time (it is on
+ * its way to a training, or being predicted or evaluated: registry.pass), so that running the
+ * owner again does not free it under that node; refuses after IN_HAND_WAIT_MS. Two presses of
+ * Train in quick succession: the second waits until the first one's data has reached the training,
+ * which then refuses it (data-in-use, model-in-use) instead of losing the first.
+ */
+export async function waitForOwnOutput(owner: string, signal: AbortSignal): Promise<void> {
+  const until = Date.now() + IN_HAND_WAIT_MS;
+  // Read or in training: no waiting, the caller refuses at once (data-in-use, model-in-use).
+  for (let by = registry.passingOf(owner); by && !registry.busyOf(owner); by = registry.passingOf(owner)) {
+    if (signal.aborted) throw new MnistError('closed-before-handled');
+    if (Date.now() > until) throw new MnistError('output-in-flight', { by, seconds: IN_HAND_WAIT_MS / 1000 });
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The handles a message carries: its dataset's splits and its model(s). */
+function handlesIn(msg: Msg): unknown[] {
+  const ds = msg.dataset && typeof msg.dataset === 'object' ? msg.dataset : {};
+  return [ds.train, ds.test, ...(Array.isArray(msg.model) ? msg.model : [msg.model])].filter((h) => h && typeof h === 'object');
 }
 
 /** A node's options from its configuration and (where its table allows) the message. */
@@ -192,7 +226,7 @@ export function splitHandle(owner: string, dataset: string, which: string, view:
 /**
  * What a model-building node needs from msg.dataset: the class names and the image shape of the
  * real split (a message's own summary fields could claim anything), or MNIST's without a dataset.
- * Refuses while the node's previous model is still being trained or saved.
+ * Refuses while the node's previous model is still being trained or saved (call waitForOwnOutput first).
  */
 export function modelInputs(msg: Msg, owner: string): { classes: string[]; inputShape: [number, number]; normalization: SplitView['normalization'] } {
   const busy = registry.busyOf(owner);

@@ -4,14 +4,16 @@ import { parameterCount } from '../lib/engine/spec';
 import { MnistError } from '../lib/messages';
 import { createMlp, mlpSpec, parseHidden } from '../lib/model';
 import * as registry from '../lib/registry';
-import { attach, modelHandle, modelInputs, options } from './common';
+import { attach, modelHandle, modelInputs, options, waitForOwnOutput } from './common';
 
 export = (RED: NodeAPI) => {
   function MlpModelNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
     attach(RED, node, {
-      async run({ msg }) {
+      async run({ msg, signal }) {
+        // What it built last time may still be in another node's hands (being predicted, say).
+        await waitForOwnOutput(node.id, signal);
         const o = options('mlp-model', config);
         const hidden = parseHidden(o.hidden);
         const { classes, inputShape, normalization } = modelInputs(msg, node.id);

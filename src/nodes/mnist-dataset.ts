@@ -4,7 +4,7 @@ import { Dataset, SourceKind, Splits, loadDataset } from '../lib/dataset';
 import { MnistError } from '../lib/messages';
 import { loadSamples } from '../lib/samples';
 import * as registry from '../lib/registry';
-import { attach, options, splitHandle } from './common';
+import { attach, options, splitHandle, waitForOwnOutput } from './common';
 
 export = (RED: NodeAPI) => {
   function MnistDatasetNode(this: Node, config: NodeDef) {
@@ -15,11 +15,12 @@ export = (RED: NodeAPI) => {
       stoppable: true,
       async run({ msg, signal, status, t }) {
         // A training still reading the last run's splits keeps them: refuse rather than free them.
-        const refuseIfRead = () => {
+        const refuseIfRead = async () => {
+          await waitForOwnOutput(node.id, signal);
           const reader = registry.busyOf(node.id);
           if (reader) throw new MnistError('data-in-use', { by: reader });
         };
-        refuseIfRead();
+        await refuseIfRead();
         const o = options('mnist-dataset', config, msg);
         // Paths are read from the node's own configuration; a message may choose one only when
         // the user ticked "allow msg.folder / msg.url" (a flow may feed messages from outside).
@@ -50,7 +51,7 @@ export = (RED: NodeAPI) => {
           samples: o.samples.trim() ? { items: loadSamples(path.resolve(userDir, o.samples.trim())), repeat: o.samplesRepeat } : undefined,
         });
         for (const note of data.notes) node.warn(t(`warnings.${note.code}`, note.params));
-        refuseIfRead();
+        await refuseIfRead();
         registry.disposeOwner(node.id); // the previous run's splits
         const handles: Record<string, registry.Handle> = {};
         for (const which of ['train', 'test'] as const) {

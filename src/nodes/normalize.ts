@@ -2,7 +2,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Normalization, SplitView, pixelStats } from '../lib/dataset';
 import { MnistError } from '../lib/messages';
 import * as registry from '../lib/registry';
-import { attach, needDataset, options, splitHandle } from './common';
+import { attach, needDataset, options, splitHandle, waitForOwnOutput } from './common';
 
 function byteRange(view: SplitView): [number, number] {
   let lo = 255;
@@ -16,8 +16,9 @@ export = (RED: NodeAPI) => {
     RED.nodes.createNode(this, config);
     const node = this;
     attach(RED, node, {
-      async run({ msg }) {
+      async run({ msg, signal }) {
         // A training still reading the last run's views keeps them: refuse rather than free them.
+        await waitForOwnOutput(node.id, signal);
         const reader = registry.busyOf(node.id);
         if (reader) throw new MnistError('data-in-use', { by: reader });
         const o = options('normalize', config);
