@@ -63,14 +63,22 @@ async function deploy(red: NodeRed, type: 'full' | 'nodes' | 'reload', edit?: (f
   assert.equal(res.status, 200, `deploy (${type}): HTTP ${res.status} ${await res.text()}`);
 }
 
-/** Pixels of the loss line's colour (#0095ff) in a screenshot of the chart. */
-async function linePixels(png: Buffer): Promise<number> {
+/** Pixels of the loss line's colour (#0095ff), or the held-out line's (#ff0000), in a screenshot of a chart. */
+async function linePixels(png: Buffer, colour: 'blue' | 'red' = 'blue'): Promise<number> {
   const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
   let n = 0;
   for (let i = 0; i < data.length; i += info.channels) {
-    if (data[i] < 60 && Math.abs(data[i + 1] - 149) < 50 && data[i + 2] > 200) n++;
+    if (colour === 'blue' ? data[i] < 60 && Math.abs(data[i + 1] - 149) < 50 && data[i + 2] > 200
+      : data[i] > 200 && data[i + 1] < 60 && data[i + 2] < 60) n++;
   }
   return n;
+}
+
+/** Picks an item of one of the dashboard's drop-down lists (a Vuetify v-select) by its title. */
+async function choose(page: Page, id: string, title: string): Promise<void> {
+  await page.locator(`.v-select:has(#${id})`).click();
+  await page.locator('.v-overlay--active .v-list-item', { hasText: title }).click();
+  await page.waitForFunction(([sel, t]) => document.querySelector(sel)?.textContent?.includes(t), [`.v-select:has(#${id}) .v-select__selection-text`, title] as const);
 }
 
 describe('in the browser: editor and dashboard', function () {
@@ -239,9 +247,9 @@ describe('in the browser: editor and dashboard', function () {
     const results = seen.filter((m) => m.id === 'dbg_acc');
     assert.equal(results.length, 1, `one test accuracy: ${JSON.stringify(seen)}`);
     assert.ok(Number(results[0].msg) > 0.7, `test accuracy ${results[0].msg}`);
-    // The second press is refused by mnist-dataset (still loading the first) or by normalize (its
-    // data in training); the third by normalize.
-    const busy = seen.filter((m) => /still busy with the previous message/.test(m.msg));
+    // The second press is refused by mnist-dataset (still loading the first, or its data still on
+    // the way to the training) or by normalize (its data in training); the third by normalize.
+    const busy = seen.filter((m) => /still busy with the previous message|has not reached the node that works on it yet/.test(m.msg));
     const read = seen.filter((m) => /the data this node made last time is still being read by node train/.test(m.msg));
     assert.equal(busy.length + read.length, 2, `a notice for each extra press: ${JSON.stringify(seen)}`);
     assert.ok(read.length >= 1, 'the press during training is refused by normalize');
@@ -250,7 +258,7 @@ describe('in the browser: editor and dashboard', function () {
     await shot(editor, '02-tutorial-pressed-three-times');
   });
 
-  it('trains from the dashboard: live loss chart, test accuracy and confusion matrix', async () => {
+  it('trains from the dashboard: live loss chart, held-out accuracy chart, test accuracy and confusion matrix', async () => {
     dashboard = await browser!.context.newPage();
     await dashboard.setViewportSize({ width: 1400, height: 1200 });
     await dashboard.goto(`${red!.url}dashboard`);
@@ -259,10 +267,15 @@ describe('in the browser: editor and dashboard', function () {
     await chart.waitFor({ state: 'visible' });
     await dashboard.waitForTimeout(500);
     assert.ok(await linePixels(await chart.screenshot()) < 20, 'the loss chart has a line before training');
+    const heldOut = dashboard.locator('.mnist-accuracy-chart');
+    assert.ok(await linePixels(await heldOut.screenshot(), 'red') < 20, 'the held-out accuracy chart has a line before training');
     await shot(dashboard, '03-dashboard-start');
 
+    // The defaults: the tutorial's MLP, 10 % of the training images held out.
+    assert.match(await dashboard.locator('.v-select:has(#mnist-model) .v-select__selection-text').innerText(), /^MLP 784-256-64-10/);
+    assert.match(await dashboard.locator('.v-select:has(#mnist-validation) .v-select__selection-text').innerText(), /^10 % of the training images/);
     await dashboard.fill('#mnist-limit', '2000');
-    await dashboard.fill('#mnist-epochs', '1');
+    await dashboard.fill('#mnist-epochs', '2');
     await dashboard.click('#mnist-train');
     await dashboard.waitForFunction(() => /\d+(\.\d)? % of \d+ test images/.test(document.querySelector('.mnist-accuracy')?.textContent || ''), null, { timeout: 120000 });
     const accuracy = await dashboard.locator('.mnist-accuracy').innerText();
@@ -272,11 +285,53 @@ describe('in the browser: editor and dashboard', function () {
     await dashboard.waitForFunction(() => document.querySelectorAll('td.mnist-cell').length === 100, null, { timeout: 30000 });
     const cells = await dashboard.locator('td.mnist-cell').allInnerTexts();
     assert.equal(cells.reduce((s, n) => s + Number(n), 0), 2000);
-    assert.match(await dashboard.locator('.mnist-status').innerText(), /done: 1 epoch/);
+    assert.match(await dashboard.locator('.mnist-status').innerText(), /done: 2 epochs in [\d.]+ s · loss [\d.]+ · held-out [\d.]+ % · MLP on /);
     await dashboard.waitForTimeout(1000); // the chart animates its last points
     const pixels = await linePixels(await chart.screenshot());
     assert.ok(pixels > 100, `the loss chart shows no line (${pixels} pixels of its colour)`);
+    // Two epochs, two held-out points joined by a line; and the held-out loss on the loss chart.
+    const accuracyPixels = await linePixels(await heldOut.screenshot(), 'red');
+    assert.ok(accuracyPixels > 100, `the held-out accuracy chart shows no line (${accuracyPixels} pixels of its colour)`);
+    const lossChart = await chart.screenshot();
+    const heldOutLoss = await linePixels(lossChart, 'red');
+    assert.ok(heldOutLoss > 30, `the loss chart shows no held-out loss (${heldOutLoss} pixels of its colour)`);
+    // Its left third (the first epoch's batches, before any held-out point) has the training line only, in blue.
+    const { width, height } = await sharp(lossChart).metadata();
+    const left = await sharp(lossChart).extract({ left: 0, top: 0, width: Math.round(width! / 3), height: height! }).png().toBuffer();
+    assert.deepEqual([await linePixels(left, 'blue') > 30, await linePixels(left, 'red')], [true, 0], 'the training loss is the blue line');
     await shot(dashboard, '04-dashboard-trained');
+  });
+
+  it('trains the CNN when the page asks for it, and predicts with it; early stopping ends a training that stops improving', async () => {
+    await choose(dashboard, 'mnist-model', 'CNN, 2 conv layers');
+    await dashboard.fill('#mnist-limit', '2000');
+    await dashboard.fill('#mnist-epochs', '1');
+    await dashboard.click('#mnist-train');
+    await dashboard.waitForFunction(() => /done: 1 epoch .* · CNN on /.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 180000 });
+    await dashboard.waitForFunction(() => / % of 2000 test images/.test(document.querySelector('.mnist-accuracy')?.textContent || ''), null, { timeout: 60000 });
+    const percent = Number(/([\d.]+) %/.exec(await dashboard.locator('.mnist-accuracy').innerText())![1]);
+    console.log(`      CNN, 1 epoch on 1800 images: ${percent} % of 2000 test images; ${await dashboard.locator('.mnist-status').innerText()}`);
+    assert.ok(percent > 50, `CNN test accuracy ${percent} %`);
+    // In the editor: cnn-model built it, mlp-model did not run.
+    await editor.evaluate(() => (window as any).RED.workspaces.show('mnist_tab_dashboard'));
+    await editor.waitForFunction(() => /param/.test(document.querySelector('#red-ui-workspace-chart g[id="dash_cnn"] .red-ui-flow-node-status-label')?.textContent || ''), null, { timeout: 30000 });
+    await drawSeven(dashboard);
+    await dashboard.click('#mnist-predict');
+    await dashboard.waitForFunction(() => document.querySelector('.mnist-prediction-source')?.textContent === 'your drawing', null, { timeout: 30000 });
+    assert.match(await dashboard.locator('.mnist-prediction-label').innerText(), /^\d$/);
+    await shot(dashboard, '04b-dashboard-cnn');
+
+    // Early stopping: 40 epochs of 180 images overfit them long before the end.
+    await choose(dashboard, 'mnist-model', 'MLP 784-256-64-10');
+    await dashboard.locator('#mnist-early').check();
+    await dashboard.fill('#mnist-limit', '200');
+    await dashboard.fill('#mnist-epochs', '40');
+    await dashboard.fill('#mnist-lr', '0.01');
+    await dashboard.click('#mnist-train');
+    await dashboard.waitForFunction(() => /stopped early: epoch \d+ was the best/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 120000 });
+    console.log(`      ${await dashboard.locator('.mnist-status').innerText()}`);
+    await dashboard.locator('#mnist-early').uncheck();
+    await dashboard.fill('#mnist-lr', '0.001');
   });
 
   it('predicts a digit drawn on the canvas and shows the 28x28 image the model saw', async () => {
@@ -349,11 +404,11 @@ describe('in the browser: editor and dashboard', function () {
     await dashboard.fill('#mnist-epochs', '30');
     await dashboard.click('#mnist-train');
     const status = dashboard.locator('.mnist-status');
-    await dashboard.waitForFunction(() => /epoch 1\/30 · batch ([2-9]\d|\d{3})\/469 · loss/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
+    await dashboard.waitForFunction(() => /epoch 1\/30 · batch ([2-9]\d|\d{3})\/\d+ · loss/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
     await dashboard.click('#mnist-train'); // a second Train is refused with a notice
     await dashboard.getByText('Already training').waitFor({ state: 'visible', timeout: 10000 });
     await dashboard.click('#mnist-stop');
-    await dashboard.waitForFunction(() => /stopped: (epoch [12]\/30 · batch \d+\/469|[12] epochs?) in/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 30000 });
+    await dashboard.waitForFunction(() => /stopped: (epoch [12]\/30 · batch \d+\/\d+|[12] epochs?) in/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 30000 });
     await dashboard.waitForFunction(() => / % of 10000 test images/.test(document.querySelector('.mnist-accuracy')?.textContent || ''), null, { timeout: 60000 });
     console.log(`      ${await status.innerText()}; ${await dashboard.locator('.mnist-accuracy').innerText()}`);
     // The stopped model is the one predict uses now (the last prediction came from the upload).
@@ -370,9 +425,9 @@ describe('in the browser: editor and dashboard', function () {
       // Long enough that the deploy comes while it runs (the native engine does an epoch in ~2 s).
       await dashboard.fill('#mnist-epochs', '30');
       await dashboard.click('#mnist-train');
-      // A progress line ("… batch 85/469 · loss 0.31"): the previous test's last line, "stopped: epoch
-      // 1/30 · batch 85/469 in …", must not pass for it (the deploy then came before this training started).
-      await dashboard.waitForFunction(() => /epoch 1\/30 · batch \d+\/469 · loss/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
+      // A progress line ("… batch 85/422 · loss 0.31"): the previous test's last line, "stopped: epoch
+      // 1/30 · batch 85/422 in …", must not pass for it (the deploy then came before this training started).
+      await dashboard.waitForFunction(() => /epoch 1\/30 · batch \d+\/\d+ · loss/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
     };
     // Modified nodes only (sgd-train): the rest of the flow sees its status cleared mid-run.
     await trainingRuns();
@@ -470,7 +525,7 @@ describe('in the browser: editor and dashboard', function () {
       await page.locator('#mnist-camera-start').waitFor({ state: 'visible', timeout: 10000 });
     });
 
-    it('"Wrong? It is a …" keeps the picture as a sample on disk; after a full deploy the next Train learns from it', async () => {
+    it('"Wrong? It is a …" keeps the picture as a sample on disk; after a restart of Node-RED the next Train learns from it', async () => {
       const folder = path.join(red!.userDir, 'mnist-samples');
       assert.equal(loadSamples(folder).length, 0);
       await page.locator('.mnist-teach-digit[data-label="7"]').click();
@@ -481,9 +536,13 @@ describe('in the browser: editor and dashboard', function () {
       await page.locator('.mnist-teach').scrollIntoViewIfNeeded();
       await shot(page, '12-dashboard-taught');
       assert.deepEqual(loadSamples(folder).map((x) => x.label), [7]);
-      await deploy(red!, 'full');
-      await page.waitForFunction(() => /Ready: choose the settings and press Train/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 30000 });
+      // Node-RED stopped (SIGTERM, as a service manager or a reboot does) and started again: the
+      // open page reconnects by itself and is reset; the sample is still on disk.
+      await red!.restart();
+      await page.waitForFunction(() => /Ready: choose the settings and press Train/.test(document.querySelector('.mnist-status')?.textContent || ''), null, { timeout: 60000 });
       assert.deepEqual(loadSamples(folder).map((x) => x.label), [7]);
+      await editor.reload();
+      await editor.waitForFunction(() => document.querySelectorAll('#red-ui-workspace-chart .red-ui-flow-node-group').length > 0, null, { timeout: 60000 });
       await page.fill('#mnist-limit', '2000');
       await page.fill('#mnist-epochs', '1');
       await page.click('#mnist-train');

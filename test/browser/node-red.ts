@@ -18,6 +18,8 @@ export interface NodeRed {
   /** Everything Node-RED printed so far. */
   log: () => string;
   stop: () => Promise<void>;
+  /** Stops Node-RED (SIGTERM, as a service manager does) and starts it again on the same user dir and port. */
+  restart: () => Promise<void>;
 }
 
 export function freePort(): Promise<number> {
@@ -67,32 +69,41 @@ export async function startNodeRed(opts: {
   })};\n`);
 
   let output = '';
-  const child: ChildProcess = spawn(process.execPath,
-    [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settingsFile, '--port', String(port)],
-    { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => { output += d; });
-  child.stderr!.on('data', (d) => { output += d; });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-
-  const stop = async () => {
+  // "Started flows" in the runtime's language.
+  const lang = typeof opts.settings?.lang === 'string' ? opts.settings.lang : 'en-US';
+  const catalog = path.join(path.dirname(require.resolve('@node-red/runtime/package.json')), 'locales', lang, 'runtime.json');
+  const started = JSON.parse(fs.readFileSync(catalog, 'utf8')).nodes.flows['started-flows'] as string;
+  let child: ChildProcess;
+  let exited: Promise<void>;
+  const end = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
       await exited;
       clearTimeout(timer);
     }
+  };
+  const stop = async () => {
+    await end();
     fs.rmSync(userDir, { recursive: true, force: true });
   };
-
-  const deadline = Date.now() + 60000;
-  // "Started flows" in the runtime's language.
-  const lang = typeof opts.settings?.lang === 'string' ? opts.settings.lang : 'en-US';
-  const catalog = path.join(path.dirname(require.resolve('@node-red/runtime/package.json')), 'locales', lang, 'runtime.json');
-  const started = JSON.parse(fs.readFileSync(catalog, 'utf8')).nodes.flows['started-flows'] as string;
-  while (!output.includes(started)) {
-    if (child.exitCode !== null) { await stop(); throw new Error(`Node-RED exited (${child.exitCode}):\n${output}`); }
-    if (Date.now() > deadline) { await stop(); throw new Error(`Node-RED did not start within 60 s:\n${output}`); }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { url: `http://127.0.0.1:${port}/`, userDir, pid: child.pid!, log: () => output, stop };
+  const launch = async () => {
+    const from = output.length;
+    child = spawn(process.execPath,
+      [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settingsFile, '--port', String(port)],
+      { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d) => { output += d; });
+    child.stderr!.on('data', (d) => { output += d; });
+    const self = child;
+    exited = new Promise<void>((resolve) => self.once('exit', () => resolve()));
+    const deadline = Date.now() + 60000;
+    while (!output.slice(from).includes(started)) {
+      if (child.exitCode !== null) { await stop(); throw new Error(`Node-RED exited (${child.exitCode}):\n${output}`); }
+      if (Date.now() > deadline) { await stop(); throw new Error(`Node-RED did not start within 60 s:\n${output}`); }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  await launch();
+  const restart = async () => { await end(); await launch(); };
+  return { url: `http://127.0.0.1:${port}/`, userDir, get pid() { return child.pid!; }, log: () => output, stop, restart };
 }
