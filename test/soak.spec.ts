@@ -5,7 +5,8 @@ import * as path from 'path';
 // The 3-minute version of `npm run soak` (the 60-minute one is in docs/ROBUSTNESS.md): a real
 // Node-RED with the four examples, HTTP traffic, a dashboard client, a redeploy every minute,
 // and a full 60k training each minute (the HTTP example's, with model-save; the tutorial's, with
-// its plots and 10k batch prediction; the dashboard's, with a drawn digit). Asserted: what the
+// its plots and 10k batch prediction; the dashboard's, with a drawn digit; after the warm-up, which
+// also trains the folder example's and one 60k epoch of the dashboard's CNN). Asserted: what the
 // soak's JSON line says about growth and errors. Its timings (event-loop lag, HTTP latency) are
 // printed, not asserted.
 const ROOT = path.resolve(__dirname, '..');
