@@ -47,7 +47,9 @@ if (!fs.existsSync(flowFile) || process.env.MNIST_RESET) {
 }
 
 console.log(`Starting Node-RED on http://localhost:${port}/ (user dir ${userDir})`);
-const red = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settingsFile, '--port', String(port)], { stdio: 'inherit' });
+// glibc's malloc tuned for a long-running process (scripts/malloc-env.js).
+const red = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settingsFile, '--port', String(port)],
+  { stdio: 'inherit', env: require('./malloc-env').mallocEnv() });
 const forward = (sig) => red.kill(sig);
 process.on('SIGINT', forward);
 process.on('SIGTERM', forward);

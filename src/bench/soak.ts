@@ -1,5 +1,5 @@
 /**
- * npm run soak -- --minutes N [--json] [--rate R] [--train-every M] [--engine auto|native|tfjs] [--snapshots]
+ * npm run soak -- --minutes N [--json] [--rate R] [--train-every M] [--engine auto|native|tfjs] [--snapshots] [--glibc-defaults]
  *
  * A long mixed run of a real Node-RED (child process, temporary user directory) with this
  * package's nodes and all four example flows deployed through the admin API. For N minutes:
@@ -36,10 +36,10 @@ const ROOT = path.resolve(__dirname, '..');
 const EXAMPLES = ['MNIST tutorial pipeline.json', 'predict images over HTTP.json', 'MNIST dashboard.json', 'predict a folder of images.json'];
 
 
-interface Args { minutes: number; json: boolean; rate: number; trainEvery: number; engine?: string; snapshots: boolean }
+interface Args { minutes: number; json: boolean; rate: number; trainEvery: number; engine?: string; snapshots: boolean; glibcDefaults: boolean }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { minutes: 10, json: false, rate: 5, trainEvery: 3, snapshots: false };
+  const a: Args = { minutes: 10, json: false, rate: 5, trainEvery: 3, snapshots: false, glibcDefaults: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -53,7 +53,8 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--train-every') a.trainEvery = Number(v());
     else if (k === '--engine') a.engine = v();
     else if (k === '--snapshots') a.snapshots = true;
-    else throw new Error(`unknown option ${k} (use --minutes N, --json, --rate R, --train-every M, --engine auto|native|tfjs, --snapshots)`);
+    else if (k === '--glibc-defaults') a.glibcDefaults = true;
+    else throw new Error(`unknown option ${k} (use --minutes N, --json, --rate R, --train-every M, --engine auto|native|tfjs, --snapshots, --glibc-defaults)`);
   }
   if (!(a.minutes >= 1) || !Number.isInteger(a.minutes)) throw new Error('--minutes must be a whole number of at least 1');
   if (!(a.rate > 0 && a.rate <= 200)) throw new Error('--rate must be between 0 and 200 requests per second');
@@ -100,7 +101,7 @@ interface Red {
  * A fresh user directory: this package linked into node_modules as `npm install <folder>` does,
  * the probe plugin beside it, an empty flow file (the flows are deployed through the admin API).
  */
-async function startNodeRed(errors: Errors, warnings: string[], settings: Record<string, unknown>): Promise<Red> {
+async function startNodeRed(errors: Errors, warnings: string[], settings: Record<string, unknown>, glibcDefaults: boolean): Promise<Red> {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-soak-'));
   const modules = path.join(userDir, 'node_modules');
   fs.mkdirSync(modules);
@@ -124,9 +125,11 @@ async function startNodeRed(errors: Errors, warnings: string[], settings: Record
     ...settings,
   })};\n`);
 
+  // glibc's malloc tuned as `npm start` tunes it (scripts/malloc-env.js), unless --glibc-defaults.
+  const { mallocEnv } = require(path.join(ROOT, 'scripts', 'malloc-env.js'));
   const child: ChildProcess = spawn(process.execPath,
     ['--expose-gc', require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settingsFile, '--port', String(port)],
-    { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'], env: glibcDefaults ? process.env : mallocEnv() });
   // The log is read line by line and only its tail kept: an hour of it is large.
   const tail: string[] = [];
   let startedFlows = 0;
@@ -431,7 +434,7 @@ async function main(): Promise<void> {
   const warnings: string[] = [];
   const settings: Record<string, unknown> = {};
   if (args.engine) settings.mnistEngine = args.engine;
-  const red = await startNodeRed(errors, warnings, settings);
+  const red = await startNodeRed(errors, warnings, settings, args.glibcDefaults);
   const t0 = Date.now();
   const clock = () => `${String(Math.floor((Date.now() - t0) / 60000)).padStart(2)}:${String(Math.floor((Date.now() - t0) / 1000) % 60).padStart(2, '0')}`;
   let debug: Debug | undefined;
@@ -453,7 +456,7 @@ async function main(): Promise<void> {
 
     // Baselines: the flows deployed, the dashboard connected, nothing run yet.
     const start = await probe(red, true, true, true);
-    say(`node-red-mnist soak: ${args.minutes} min, Node-RED ${red.url} (user dir ${red.userDir}), HTTP ${args.rate}/s, a full training every ${args.trainEvery} min`);
+    say(`node-red-mnist soak: ${args.minutes} min, Node-RED ${red.url} (user dir ${red.userDir}), HTTP ${args.rate}/s, a full training every ${args.trainEvery} min, glibc malloc ${args.glibcDefaults ? 'defaults' : 'tuned (scripts/malloc-env.js)'}`);
     say(`${clock()} start     rss ${start.rssMB.toFixed(0)} MB · heap ${start.heapUsedMB.toFixed(0)} MB · tensors ${start.tensors} · registry ${start.registry} · handles ${start.handles}`);
 
     const trainingPairs: Array<{ kind: Training; before: number; after: number; warm: boolean }> = [];
